@@ -1,0 +1,52 @@
+# ragmem — every target installs what it needs (idempotent; a no-op when already installed).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.ragmem-installed
+DATA_DIR ?= ./data
+CORPUS ?= docs
+COLLECTION ?=
+HOST ?= 127.0.0.1
+PORT ?= 8000
+SHARED ?= ../shared
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install index serve test eval bench bench-index bench-query clean
+
+install: $(STAMP)
+
+# CPU torch first (a local CPU build): a bare `torch` requirement would pull GBs of CUDA wheels.
+# On a machine with an NVIDIA GPU the faiss GPU build replaces faiss-cpu automatically.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
+	$(BIN)/pip install -e ".[dev]"
+	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
+		$(BIN)/pip uninstall -y faiss-cpu && $(BIN)/pip install -e ".[dev,gpu]"; fi
+	touch $(STAMP)
+
+index: install
+	$(BIN)/ragmem index "$(CORPUS)" --data-dir "$(DATA_DIR)" $(if $(COLLECTION),--collection "$(COLLECTION)")
+
+# Indexes CORPUS (default: this project's own docs/) and serves it.
+serve: index
+	$(BIN)/ragmem serve --data-dir "$(DATA_DIR)" --host $(HOST) --port $(PORT) $(if $(wildcard $(SHARED)/corpora),--corpus-root "$(SHARED)/corpora")
+
+test: install
+	$(BIN)/python -m pytest -q
+
+eval: install
+	$(BIN)/ragmem eval $(if $(wildcard $(SHARED)/bench),$(SHARED)/bench/hotpotqa_100.json $(SHARED)/bench/musique_100.json $(SHARED)/bench/cmrc2018_trial.json,--sample) --data-dir "$(DATA_DIR)"
+
+bench: bench-index bench-query
+
+bench-index: install
+	$(BIN)/python -m eval.bench_index --shared "$(SHARED)" --out docs/BENCHMARKS.md
+
+bench-query: install
+	$(BIN)/python -m eval.bench_query --shared "$(SHARED)" --out docs/BENCHMARKS.md
+
+clean:
+	rm -rf $(DATA_DIR) .pytest_cache

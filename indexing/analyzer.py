@@ -1,0 +1,102 @@
+"""Multilingual lexical analyzer for BM25.
+
+For runs containing CJK it emits character bigrams (across CJK/alnum junctions such as
+``2018年``), CJK unigrams and jieba search-mode words of three or more characters; Latin
+text is lower-cased, stop-worded and Snowball-stemmed, and numbers are kept.
+
+Why this mix (measured on CMRC 2018 trial, 256 paragraphs, 1,002 questions, BM25 lucene
+k1=1.2 b=0.75, R@1): CJK-only bigrams 0.973, jieba words only 0.963, bigrams + all jieba
+words 0.964, this analyzer 0.976. Two-character jieba words duplicate bigrams and
+double-weight them, which is why only longer words are added; unigrams rescue questions
+whose key term is one character or is split differently in question and passage.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import jieba
+import Stemmer
+from bm25s.stopwords import STOPWORDS_EN
+
+ANALYZER_NAME = "multilingual-v1"
+
+_CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+_CJK_CHAR = re.compile(f"[{_CJK_CLASS}]")
+_CJK_RUN = re.compile(f"[{_CJK_CLASS}]+")
+_RUN = re.compile(r"\d+(?:[.,]\d+)+|[^\W_]+")
+_LATIN = re.compile(rf"\d+(?:[.,]\d+)*|[^\W_{_CJK_CLASS}]+")
+
+jieba.setLogLevel(logging.WARNING)
+_jieba_lock = threading.Lock()
+
+
+@dataclass
+class Analyzer:
+    """Turns text into BM25 terms; the same configuration must analyse documents and queries."""
+
+    cjk_bigrams: bool = True
+    cjk_unigrams: bool = True
+    jieba_min_len: int | None = 3
+    """Add jieba search-mode words at least this long; None disables jieba."""
+    stem: bool = True
+    stopwords: frozenset[str] = field(default_factory=lambda: frozenset(STOPWORDS_EN))
+
+    def __post_init__(self) -> None:
+        self._stemmer = Stemmer.Stemmer("english") if self.stem else None
+        if self.jieba_min_len is not None:
+            with _jieba_lock:
+                jieba.initialize()
+
+    @property
+    def name(self) -> str:
+        return ANALYZER_NAME
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "cjk_bigrams": self.cjk_bigrams,
+            "cjk_unigrams": self.cjk_unigrams,
+            "jieba_min_len": self.jieba_min_len,
+            "stem": "snowball-english" if self.stem else None,
+            "stopwords": "bm25s-en" if self.stopwords else None,
+        }
+
+    def tokenize(self, text: str) -> list[str]:
+        terms: list[str] = []
+        latin: list[str] = []
+        for run in _RUN.findall(text.lower()):
+            if _CJK_CHAR.search(run) is None:
+                latin.append(run)
+                continue
+            terms.extend(self._cjk_terms(run))
+            latin.extend(_LATIN.findall(run))
+        words = [word for word in latin if word not in self.stopwords]
+        if words:
+            terms.extend(self._stemmer.stemWords(words) if self._stemmer else words)
+        return terms
+
+    def _cjk_terms(self, run: str) -> list[str]:
+        terms: list[str] = []
+        if self.cjk_bigrams and len(run) > 1:
+            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+        if self.cjk_unigrams or len(run) == 1:
+            terms.extend(_CJK_CHAR.findall(run))
+        if self.jieba_min_len is not None:
+            for cjk in _CJK_RUN.findall(run):
+                terms.extend(word for word in _cut_for_search(cjk) if len(word) >= self.jieba_min_len)
+        return terms
+
+
+@lru_cache(maxsize=65536)
+def _cut_for_search(run: str) -> tuple[str, ...]:
+    """jieba search-mode words; memoised because titles repeat on every chunk of a document."""
+    return tuple(jieba.cut_for_search(run))
+
+
+def default_analyzer() -> Analyzer:
+    return Analyzer()

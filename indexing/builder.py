@@ -1,0 +1,228 @@
+"""The index build: load -> chunk -> BM25 -> embed -> FAISS -> SQLite -> publish.
+
+Everything is written into a staging directory and published with one atomic rename, so a
+failed, interrupted or SIGKILLed build leaves the previous collection serving untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+ProgressCallback = Callable[[str, float], None]
+"""Called with (stage, fraction of that stage done); lets a server show build progress."""
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from indexing import publish
+from indexing.analyzer import default_analyzer
+from indexing.chunking import chunk_text
+from indexing.documents import Document, LoadedCorpus, SkippedDocument
+from indexing.embedder import Embedder, load_embedder
+from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
+from indexing.lexical_index import LexicalIndex
+from indexing.loaders import load_corpus
+from indexing.settings import Settings
+from indexing.store import STORE_FILE, ChunkRow, write_store
+from indexing.vector_index import VectorIndex
+
+log = logging.getLogger("ragmem.indexing.builder")
+
+SCHEMA_VERSION = 1
+BM25_DIR = "bm25"
+FAISS_FILE = "dense.faiss"
+REPORT_FILE = "ingest_report.json"
+SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
+
+
+@dataclass
+class BuildSummary:
+    collection: str
+    build_dir: Path
+    unchanged: bool
+    documents: int
+    chunks: int
+    skipped: list[SkippedDocument]
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    bytes_on_disk: int = 0
+    embedded: int = 0
+    """Chunks that had to be embedded (the rest came from the embedding cache)."""
+
+    def lines(self) -> list[str]:
+        """Human summary for the CLI."""
+        state = "unchanged (same corpus fingerprint), nothing rebuilt" if self.unchanged else "published"
+        out = [f"collection {self.collection!r} {state}: {self.build_dir}",
+               f"  documents: {self.documents}   chunks: {self.chunks}   skipped: {len(self.skipped)}"
+               f"   embedded now: {self.embedded}   on disk: {self.bytes_on_disk / 1e6:.1f} MB"]
+        if self.stage_seconds:
+            out.append("  seconds: " + "  ".join(f"{k}={v:.2f}" for k, v in self.stage_seconds.items()))
+        for skip in self.skipped[:50]:
+            where = f"{skip.source}" + (f" (doc_index {skip.doc_index})" if skip.doc_index is not None else "")
+            out.append(f"  skipped {where}: {skip.reason}")
+        if len(self.skipped) > 50:
+            out.append(f"  ... and {len(self.skipped) - 50} more skipped (see {REPORT_FILE})")
+        return out
+
+
+class _Stages:
+    def __init__(self, progress: ProgressCallback | None = None) -> None:
+        self.seconds: dict[str, float] = {}
+        self.progress = progress or (lambda stage, fraction: None)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        self.progress(name, 0.0)
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
+
+
+def chunking_params(settings: Settings, embedder: Embedder) -> dict:
+    chunk_tokens = settings.chunk_tokens or embedder.max_seq_length
+    overlap = settings.chunk_overlap if settings.chunk_overlap is not None else round(chunk_tokens * 0.15)
+    if chunk_tokens > embedder.max_seq_length:
+        log.warning("chunk budget %d exceeds the model's max_seq_length %d: the model will truncate chunks",
+                    chunk_tokens, embedder.max_seq_length)
+    return {"chunk_tokens": chunk_tokens, "overlap_tokens": overlap, "title_tokens": settings.title_tokens,
+            "tokenizer": embedder.name, "splitters": ["paragraph", "line", "sentence", "token"]}
+
+
+def corpus_fingerprint(corpus: LoadedCorpus, config: dict) -> str:
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+    for name in corpus.files:
+        digest.update(Path(name).name.encode())
+        with open(name, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _title_prefix(embedder: Embedder, title: str, max_tokens: int) -> str:
+    spans = embedder.token_spans(title)
+    if len(spans) <= max_tokens:
+        return title
+    return title[: spans[max_tokens - 1][1]]
+
+
+def chunk_documents(documents: list[Document], embedder: Embedder, params: dict,
+                    show_progress: bool) -> tuple[list[ChunkRow], list[str], list[int]]:
+    """Chunk every document; returns chunk rows, the embedder input of each, and chunks per document."""
+    rows: list[ChunkRow] = []
+    embed_inputs: list[str] = []
+    counts: list[int] = []
+    for doc_row, doc in enumerate(tqdm(documents, desc="chunking", unit="doc", disable=not show_progress,
+                                       leave=False)):
+        prefix = _title_prefix(embedder, doc.title, params["title_tokens"]) if doc.title else ""
+        reserved = SPECIAL_TOKENS + (embedder.count_tokens(prefix) + 1 if prefix else 0)
+        budget = max(16, params["chunk_tokens"] - reserved)
+        spans = chunk_text(doc.text, embedder.token_spans, budget, params["overlap_tokens"])
+        for chunk_index, span in enumerate(spans):
+            text = doc.text[span.start : span.end]
+            rows.append(ChunkRow(len(rows), doc_row, chunk_index, span.start, span.end, span.n_tokens, text))
+            embed_inputs.append(f"{prefix}\n{text}" if prefix else text)
+        counts.append(len(spans))
+    return rows, embed_inputs, counts
+
+
+def build_collection(corpus_path: str | Path, collection: str | None, settings: Settings, force: bool = False,
+                     show_progress: bool = True, progress: ProgressCallback | None = None) -> BuildSummary:
+    corpus_path = Path(corpus_path)
+    name = publish.check_name(collection or publish.collection_name_from(corpus_path))
+    root = publish.collection_root(settings.data_dir, name)
+    stages = _Stages(progress)
+    with stages.stage("load"):
+        corpus = load_corpus(corpus_path)
+    with stages.stage("model"):
+        embedder = load_embedder(settings.embed_model, settings.device)
+    params = chunking_params(settings, embedder)
+    analyzer = default_analyzer()
+    config = {"schema": SCHEMA_VERSION, "embedder": settings.embed_model, "chunking": params,
+              "analyzer": analyzer.describe(),
+              "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
+              "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m}}
+    fingerprint = corpus_fingerprint(corpus, config)
+
+    with publish.build_lock(root):
+        current = publish.current_build_dir(settings.data_dir, name)
+        if current is not None and not force:
+            manifest = publish.read_manifest(current)
+            if manifest.get("corpus", {}).get("fingerprint") == fingerprint:
+                return BuildSummary(name, current, True, manifest["counts"]["documents"],
+                                    manifest["counts"]["chunks"], corpus.skipped, stages.seconds,
+                                    publish.directory_bytes(current))
+        build_id = publish.new_build_id()
+        staging = publish.staging_dir(root, build_id)
+        try:
+            summary = _build_into(staging, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
+                                  settings, stages, show_progress)
+            with stages.stage("publish"):
+                final = publish.publish(root, staging, build_id, settings.keep_builds)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    summary.build_dir = final
+    summary.bytes_on_disk = publish.directory_bytes(final)
+    log.info("published %s (%d documents, %d chunks) in %.1fs", name, summary.documents, summary.chunks,
+             sum(stages.seconds.values()))
+    return summary
+
+
+def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
+                embedder: Embedder, analyzer, params: dict, settings: Settings, stages: _Stages,
+                show_progress: bool) -> BuildSummary:
+    documents = corpus.documents
+    with stages.stage("chunk"):
+        rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress)
+    with stages.stage("bm25"):
+        title_terms = [analyzer.tokenize(doc.title) for doc in documents]
+        lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
+                                     settings.bm25_k1, settings.bm25_b, settings.bm25_method)
+        lexical.save(staging / BM25_DIR)
+    with stages.stage("embed"):
+        cache = EmbeddingCache(cache_path_for(Path(settings.data_dir) / ".cache" / "embeddings", embedder),
+                               embedder.dimension)
+        try:
+            vectors, embedded = embed_texts(embedder, embed_inputs, cache, settings.embed_batch_size,
+                                            show_progress=show_progress,
+                                            on_progress=lambda fraction: stages.progress("embed", fraction))
+        finally:
+            cache.close()
+    with stages.stage("faiss"):
+        dense = VectorIndex.build(vectors if len(rows) else np.zeros((0, embedder.dimension), np.float32),
+                                  settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
+                                  settings.hnsw_ef_search)
+        dense.save(staging / FAISS_FILE)
+    with stages.stage("store"):
+        write_store(staging / STORE_FILE, documents, counts, rows, corpus.skipped)
+        (staging / REPORT_FILE).write_text(json.dumps(
+            {"files": corpus.files, "documents": len(documents),
+             "skipped": [asdict(s) for s in corpus.skipped]}, ensure_ascii=False, indent=1))
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "collection": name,
+        "build_id": staging.name.removeprefix(".staging-"),
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "corpus": {"path": str(corpus_path.resolve()), "fingerprint": fingerprint, "files": len(corpus.files)},
+        "embedder": {"name": embedder.name, "dimension": embedder.dimension,
+                     "max_seq_length": embedder.max_seq_length, "device": embedder.device},
+        "chunking": params,
+        "analyzer": analyzer.describe(),
+        "bm25": lexical.describe(),
+        "faiss": dense.info,
+        "counts": {"documents": len(documents), "chunks": len(rows), "skipped": len(corpus.skipped),
+                   "embedded": embedded, "tokens": int(sum(r.n_tokens for r in rows))},
+        "stage_seconds": dict(stages.seconds),
+    }
+    (staging / publish.MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
+    return BuildSummary(name, staging, False, len(documents), len(rows), corpus.skipped, stages.seconds,
+                        embedded=embedded)

@@ -1,0 +1,64 @@
+"""Read side of a published build: everything a query needs, opened once and shared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexing import publish
+from indexing.analyzer import Analyzer
+from indexing.builder import BM25_DIR, FAISS_FILE
+from indexing.embedder import Embedder, load_embedder
+from indexing.lexical_index import LexicalIndex
+from indexing.store import STORE_FILE, StoreReader
+from indexing.vector_index import VectorIndex
+
+
+class CollectionNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Collection:
+    name: str
+    build_dir: Path
+    manifest: dict
+    store: StoreReader
+    lexical: LexicalIndex
+    dense: VectorIndex
+    analyzer: Analyzer
+    device: str | None = None
+    _embedder: Embedder | None = field(default=None, repr=False)
+
+    @property
+    def build_id(self) -> str:
+        return self.build_dir.name
+
+    @property
+    def embedder(self) -> Embedder:
+        """The model that embedded this build (queries must use the same one)."""
+        if self._embedder is None:
+            self._embedder = load_embedder(self.manifest["embedder"]["name"], self.device)
+        return self._embedder
+
+
+def open_build(name: str, build_dir: Path, device: str | None = None) -> Collection:
+    manifest = publish.read_manifest(build_dir)
+    options = {k: v for k, v in manifest["analyzer"].items() if k in ("cjk_bigrams", "cjk_unigrams", "jieba_min_len")}
+    return Collection(
+        name=name,
+        build_dir=build_dir,
+        manifest=manifest,
+        store=StoreReader(build_dir / STORE_FILE),
+        lexical=LexicalIndex.load(build_dir / BM25_DIR),
+        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.get("faiss")),
+        analyzer=Analyzer(**options),
+        device=device,
+    )
+
+
+def open_collection(data_dir: Path, name: str, device: str | None = None) -> Collection:
+    build_dir = publish.current_build_dir(data_dir, name)
+    if build_dir is None:
+        raise CollectionNotFound(f"no published collection named {name!r} under {data_dir}")
+    return open_build(name, build_dir, device)

@@ -1,0 +1,556 @@
+"""Turn whatever path an agent passes (JSON, JSONL, Markdown/text, a directory of those, or the
+legacy ``*.chunks.db`` cache) into cleaned ``Document`` objects.
+
+Design rules, all for the benefit of agents citing documents and operators debugging ingests:
+
+* ``doc_index`` is what agents cite, so it is the position in the source and never shifts when
+  an earlier item is skipped.
+* One bad document never aborts a load; it becomes a ``SkippedDocument`` with a reason. Only a
+  corpus that cannot be read at all (missing path, a single-file corpus with invalid JSON, an
+  unreadable legacy database) raises ``CorpusError``, naming the file (and line/column).
+* Output is deterministic: sorted directory walk, content-derived ``doc_id``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .cleaning import clean_text, decode_bytes
+from .documents import CorpusError, Document, LoadedCorpus, SkippedDocument
+
+logger = logging.getLogger("ragmem.indexing.loaders")
+
+__all__ = ["load_corpus"]
+
+TEXT_SUFFIXES = frozenset({".md", ".markdown", ".txt"})
+JSON_SUFFIX = ".json"
+JSONL_SUFFIX = ".jsonl"
+SQLITE_SUFFIXES = frozenset({".db", ".sqlite", ".sqlite3"})
+# Documents a user plausibly meant to index but that need a parser we do not ship: listed as
+# skipped (so nobody wonders where they went) rather than silently ignored.
+UNSUPPORTED_SUFFIXES = frozenset(
+    {".pdf", ".doc", ".docx", ".odt", ".rtf", ".html", ".htm", ".xhtml", ".epub", ".ppt", ".pptx",
+     ".xls", ".xlsx", ".csv", ".tsv", ".xml", ".rst", ".tex"}
+)
+
+TEXT_FIELDS = ("content", "page_body", "text")
+URL_FIELDS = ("url", "permalink", "link", "source_url")
+TITLE_FIELD = "title"
+TITLE_FALLBACK_CHARS = 100
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_ATX_H1_RE = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
+_FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
+# Legacy chunks.db reconstruction: chunk boundaries were stripped of whitespace, so unknown
+# positions are only ever short whitespace runs; anything longer means the offsets are wrong.
+_MAX_GAP = 16
+_MIN_FALLBACK_OVERLAP = 8
+_MAX_FALLBACK_OVERLAP = 4000
+
+
+class _FileProblem(Exception):
+    """A whole file cannot be used; fatal for a single-file corpus, a skip inside a directory."""
+
+
+@dataclass
+class _Collector:
+    """Accumulates documents and skips, assigning directory-wide ``doc_index`` values."""
+
+    documents: list[Document] = field(default_factory=list)
+    skipped: list[SkippedDocument] = field(default_factory=list)
+    files: set[str] = field(default_factory=set)
+    next_index: int = 0
+    _first_index_of: dict[str, int] = field(default_factory=dict)
+
+    def reserve(self) -> int:
+        index = self.next_index
+        self.next_index += 1
+        return index
+
+    def skip(self, source: str, doc_index: int | None, reason: str) -> None:
+        logger.debug("skipped %s (doc_index %s): %s", source, doc_index, reason)
+        self.skipped.append(SkippedDocument(source=source, doc_index=doc_index, reason=reason))
+
+    def add(self, document: Document) -> None:
+        first = self._first_index_of.get(document.doc_id)
+        if first is not None:
+            self.skip(document.source, document.doc_index, f"duplicate of doc_index {first}")
+            return
+        self._first_index_of[document.doc_id] = document.doc_index
+        self.documents.append(document)
+
+
+# --- public entry point -----------------------------------------------------------------------
+
+
+def load_corpus(path: str | Path) -> LoadedCorpus:
+    """Load a corpus file or directory into cleaned documents plus a list of what was skipped."""
+    started = time.perf_counter()
+    given = str(path)
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise CorpusError(f"{given}: no such file or directory")
+    collector = _Collector()
+    if root.is_dir():
+        _load_directory(root, collector)
+    else:
+        try:
+            _load_file(root, given, collector)
+        except _FileProblem as problem:
+            raise CorpusError(str(problem)) from problem.__cause__
+    corpus = LoadedCorpus(
+        documents=collector.documents,
+        skipped=collector.skipped,
+        files=sorted(collector.files),
+    )
+    logger.info(
+        "%s: %d documents, %d skipped, %d files in %.2fs",
+        given, len(corpus.documents), len(corpus.skipped), len(corpus.files),
+        time.perf_counter() - started,
+    )
+    return corpus
+
+
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def _load_file(path: Path, label: str, collector: _Collector) -> None:
+    """Load one file given directly by the caller; every file-level problem is fatal."""
+    suffix = path.suffix.lower()
+    if suffix == JSON_SUFFIX:
+        _load_json_file(path, label, collector)
+    elif suffix == JSONL_SUFFIX:
+        _load_jsonl_file(path, label, collector)
+    elif suffix in TEXT_SUFFIXES:
+        _load_text_file(path, label, path.name, collector)
+    elif suffix in SQLITE_SUFFIXES or _has_sqlite_magic(path):
+        _load_chunks_db(path, label, collector)
+    else:
+        kind = f"'{path.suffix}'" if path.suffix else "a file without extension"
+        raise _FileProblem(
+            f"{label}: unsupported format {kind} (expected .json, .jsonl, .md, .markdown, .txt "
+            "or a legacy .chunks.db)"
+        )
+
+
+def _load_directory(root: Path, collector: _Collector) -> None:
+    """Recursive sorted walk; a bad file is listed as skipped, never fatal."""
+    for file_path in _walk(root, collector):
+        rel = file_path.relative_to(root).as_posix()
+        suffix = file_path.suffix.lower()
+        try:
+            if suffix == JSON_SUFFIX:
+                _load_json_file(file_path, rel, collector)
+            elif suffix == JSONL_SUFFIX:
+                _load_jsonl_file(file_path, rel, collector)
+            elif suffix in TEXT_SUFFIXES:
+                _load_text_file(file_path, rel, rel, collector)
+            elif suffix in UNSUPPORTED_SUFFIXES:
+                collector.skip(rel, None, "unsupported format")
+            else:
+                logger.debug("ignoring %s (extension not indexed)", rel)
+        except _FileProblem as problem:
+            collector.skip(rel, None, str(problem))
+
+
+def _walk(root: Path, collector: _Collector) -> list[Path]:
+    """Every non-hidden file under ``root``, in an order that does not depend on the filesystem."""
+
+    def on_error(error: OSError) -> None:
+        where = Path(error.filename).relative_to(root).as_posix() if error.filename else str(root)
+        collector.skip(where, None, f"unreadable directory: {error.strerror or error}")
+
+    found: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
+        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
+        found.extend(Path(dirpath) / name for name in filenames if not name.startswith("."))
+    return sorted(found, key=lambda p: p.relative_to(root).parts)
+
+
+# --- reading helpers --------------------------------------------------------------------------
+
+
+def _read_bytes(path: Path, label: str, collector: _Collector) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise _FileProblem(f"{label}: cannot read file: {error.strerror or error}") from error
+    collector.files.add(str(path.resolve()))
+    return data
+
+
+def _read_text(path: Path, label: str, collector: _Collector) -> str:
+    text = decode_bytes(_read_bytes(path, label, collector), label)
+    if text is None:
+        raise _FileProblem(f"{label}: not text (binary content or unknown encoding)")
+    return text
+
+
+def _has_sqlite_magic(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def _json_error(label: str, error: json.JSONDecodeError) -> str:
+    return f"{label}:{error.lineno}:{error.colno}: invalid JSON: {error.msg}"
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+# --- JSON / JSONL -----------------------------------------------------------------------------
+
+
+def _load_json_file(path: Path, label: str, collector: _Collector) -> None:
+    text = _read_text(path, label, collector)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise _FileProblem(_json_error(label, error)) from error
+    items = _document_array(data, label)
+    for position, item in enumerate(items):
+        _add_record(item, collector.reserve(), f"{label}[{position}]", collector)
+
+
+def _document_array(data: Any, label: str) -> list[Any]:
+    """The two accepted shapes: ``[...]`` and ``{"documents": [...]}``."""
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        documents = data.get("documents")
+        if isinstance(documents, list):
+            return documents
+        if "documents" in data:
+            raise _FileProblem(
+                f'{label}: "documents" is a JSON {_type_name(documents)}, expected an array of documents'
+            )
+        keys = ", ".join(repr(key) for key in list(data)[:8]) + (", ..." if len(data) > 8 else "")
+        raise _FileProblem(
+            f'{label}: expected a JSON array of documents or an object with a "documents" array, '
+            f"found an object with keys {keys or '(none)'}"
+        )
+    raise _FileProblem(
+        f'{label}: expected a JSON array of documents or an object with a "documents" array, '
+        f"found a JSON {_type_name(data)}"
+    )
+
+
+def _load_jsonl_file(path: Path, label: str, collector: _Collector) -> None:
+    text = _read_text(path, label, collector)
+    for line_number, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue  # blank lines are not records, so they do not consume a doc_index
+        doc_index = collector.reserve()
+        source = f"{label}:{line_number}"
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as error:
+            collector.skip(
+                source, doc_index,
+                f"{source}: invalid JSON: {error.msg} (column {error.colno})",
+            )
+            continue
+        _add_record(item, doc_index, source, collector)
+
+
+def _add_record(item: Any, doc_index: int, source: str, collector: _Collector) -> None:
+    """One JSON document object -> Document, or a skip explaining what is wrong with it."""
+    if not isinstance(item, dict):
+        collector.skip(source, doc_index, f"item is a JSON {_type_name(item)}, not an object")
+        return
+    text_field = next(
+        (name for name in TEXT_FIELDS if isinstance(item.get(name), str) and item[name].strip()),
+        None,
+    )
+    if text_field is None:
+        problems = [
+            f"'{name}' is empty" if isinstance(item[name], str) else f"'{name}' is a {_type_name(item[name])}"
+            for name in TEXT_FIELDS if name in item
+        ]
+        detail = "; ".join(problems) if problems else "no 'content', 'page_body' or 'text' field"
+        collector.skip(source, doc_index, f"no text: {detail}")
+        return
+    text = clean_text(item[text_field])
+    if not text:
+        collector.skip(source, doc_index, f"text is empty after cleaning ('{text_field}')")
+        return
+    raw_title = item.get(TITLE_FIELD)
+    title = _clean_title(raw_title if isinstance(raw_title, str) else "" if raw_title is None else str(raw_title))
+    url_field = next((name for name in URL_FIELDS if name in item), None)
+    raw_url = item.get(url_field) if url_field else None
+    url = raw_url.strip() if isinstance(raw_url, str) else ""
+    used = {text_field, TITLE_FIELD, url_field}
+    metadata = {key: value for key, value in item.items() if key not in used}
+    collector.add(Document(
+        doc_index=doc_index,
+        title=title or _title_from_text(text),
+        text=text,
+        url=url,
+        metadata=metadata,
+        source=source,
+    ))
+
+
+# --- Markdown / text --------------------------------------------------------------------------
+
+
+def _load_text_file(path: Path, label: str, rel: str, collector: _Collector) -> None:
+    """One .md/.txt file is one document; undecodable or empty content is a skip, like any
+    other document (even when the file is the whole corpus)."""
+    doc_index = collector.reserve()
+    text = decode_bytes(_read_bytes(path, label, collector), label)
+    if text is None:
+        collector.skip(label, doc_index, "undecodable: binary content or unknown text encoding")
+        return
+    text = clean_text(text)
+    if not text:
+        collector.skip(label, doc_index, "text is empty after cleaning")
+        return
+    collector.add(Document(
+        doc_index=doc_index,
+        title=_markdown_title(text, anywhere=path.suffix.lower() != ".txt") or _clean_title(path.stem) or path.name,
+        text=text,
+        metadata={"path": rel},
+        source=label,
+    ))
+
+
+def _markdown_title(text: str, *, anywhere: bool = True) -> str:
+    """First level-1 ATX heading outside fenced code (a ``# comment`` in a code block is not one).
+
+    Plain-text files only count a heading on their first non-blank line: a log or transcript
+    quoting some Markdown deep inside would otherwise be titled after that quote.
+    """
+    in_fence = False
+    for line in text.split("\n"):
+        if not line.strip():
+            continue
+        if _FENCE_RE.match(line):
+            in_fence = not in_fence
+        elif not in_fence:
+            match = _ATX_H1_RE.match(line)
+            if match:
+                return _clean_title(match.group(1))
+        if not anywhere:
+            break
+    return ""
+
+
+def _clean_title(title: str) -> str:
+    return " ".join(clean_text(title).split())
+
+
+def _title_from_text(text: str) -> str:
+    first_line = next((line for line in text.split("\n") if line.strip()), "")
+    return " ".join(first_line.split())[:TITLE_FALLBACK_CHARS].rstrip()
+
+
+# --- legacy chunks.db -------------------------------------------------------------------------
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """Never write to the agents' cache: read-only URI, retried as immutable because a WAL
+    database in a read-only directory cannot be opened with ``mode=ro`` alone."""
+    uri = path.resolve().as_uri()
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        connection = sqlite3.connect(f"{uri}?{options}", uri=True)
+        try:
+            connection.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            return connection
+        except sqlite3.OperationalError:
+            connection.close()
+            if options.endswith("immutable=1"):
+                raise
+        except sqlite3.DatabaseError:
+            connection.close()
+            raise
+    raise AssertionError("unreachable")
+
+
+def _load_chunks_db(path: Path, label: str, collector: _Collector) -> None:
+    """Rebuild documents from the old tool's chunk cache so agents' existing paths keep working."""
+    try:
+        connection = _connect_read_only(path)
+    except sqlite3.DatabaseError as error:
+        raise _FileProblem(f"{label}: not a readable SQLite database ({error})") from error
+    try:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "chunks" not in tables:
+            raise _FileProblem(f"{label}: SQLite database has no 'chunks' table, not a legacy chunks cache")
+        settings = {}
+        if "metadata" in tables:
+            settings = dict(connection.execute("SELECT key, value FROM metadata").fetchall())
+        rows = connection.execute(
+            "SELECT doc_index, chunk_index, title, content, url, start_char, end_char "
+            "FROM chunks ORDER BY doc_index, chunk_index, id"
+        ).fetchall()
+    except sqlite3.DatabaseError as error:
+        raise _FileProblem(f"{label}: cannot read legacy chunks table ({error})") from error
+    finally:
+        connection.close()
+    collector.files.add(str(path.resolve()))
+    logger.info("%s: legacy chunks cache, %d chunks, settings %s", label, len(rows), settings)
+
+    fallbacks = 0
+    for doc_index, doc_rows in _group_by_doc(rows):
+        source = f"{label}[{doc_index}]"
+        if not isinstance(doc_index, int):
+            collector.skip(source, None, f"chunks have a non-integer doc_index {doc_index!r}")
+            continue
+        raw_title = next((r[2] for r in doc_rows if isinstance(r[2], str) and r[2].strip()), "")
+        raw_url = next((r[4] for r in doc_rows if isinstance(r[4], str) and r[4].strip()), "")
+        pieces = [(r[3] if isinstance(r[3], str) else "", r[5], r[6]) for r in doc_rows]
+        full, used_offsets = _rebuild_text(pieces)
+        fallbacks += not used_offsets
+        text = clean_text(_strip_title_prefix(full, raw_title))
+        if not text:
+            collector.skip(source, doc_index, "text is empty after cleaning")
+            continue
+        title = _clean_title(raw_title)
+        collector.add(Document(
+            doc_index=doc_index,
+            title=title or _title_from_text(text),
+            text=text,
+            url=raw_url.strip(),
+            metadata={"legacy_chunks": len(doc_rows)},
+            source=source,
+        ))
+    if fallbacks:
+        logger.warning("%s: %d documents had inconsistent chunk offsets; rebuilt by overlap matching",
+                       label, fallbacks)
+
+
+def _group_by_doc(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, list[tuple[Any, ...]]]]:
+    current: Any = object()
+    group: list[tuple[Any, ...]] = []
+    for row in rows:
+        if row[0] != current and group:
+            yield current, group
+            group = []
+        current = row[0]
+        group.append(row)
+    if group:
+        yield current, group
+
+
+def _strip_title_prefix(text: str, title: str) -> str:
+    """The old tool indexed ``title + "\\n\\n" + body``; drop the title so the text is the body,
+    giving the same doc_id as loading the original JSON."""
+    if title and text.startswith(title):
+        rest = text[len(title):]
+        if not rest or rest[0].isspace():
+            return rest
+    return text
+
+
+def _rebuild_text(pieces: list[tuple[str, Any, Any]]) -> tuple[str, bool]:
+    """Full text from ``(content, start_char, end_char)`` chunks in chunk order.
+
+    The old chunker stored ``text[start:end].strip()``, so each chunk sits at ``start`` plus a
+    few stripped whitespace characters. We place it at the first shift that agrees with every
+    character already placed by earlier (overlapping) chunks. Returns (text, offsets_used);
+    when offsets do not fit the contents, falls back to overlap-detecting concatenation.
+    """
+    placed = _place_by_offsets(pieces)
+    if placed is not None:
+        return placed, True
+    return _concat_with_overlap([content for content, _, _ in pieces]), False
+
+
+def _place_by_offsets(pieces: list[tuple[str, Any, Any]]) -> str | None:
+    """Place chunks at ``start + shift`` (0 <= shift <= slack) so all overlaps agree, or None.
+
+    A chunk that overlaps nothing placed so far cannot tell its shift, so the first guess may be
+    wrong; a later disagreement backtracks to it (depth-first search, bounded).
+    """
+    chunks = [(content, start, end) for content, start, end in pieces if content]
+    if not chunks:
+        return ""
+    for content, start, end in chunks:
+        if not isinstance(start, int) or not isinstance(end, int) or start < 0:
+            return None
+        if end - start < len(content):
+            return None
+    buffer: list[str | None] = [None] * max(end for _, _, end in chunks)
+    written: list[list[int]] = [[] for _ in chunks]
+    shifts = [0] * len(chunks)
+    budget = 50 * len(chunks) + 100
+    k, shift = 0, 0
+    while k < len(chunks):
+        content, start, end = chunks[k]
+        slack = end - start - len(content)
+        while shift <= slack:
+            budget -= 1
+            if budget < 0:
+                return None
+            position = start + shift
+            known = buffer[position:position + len(content)]
+            if all(old is None or old == new for old, new in zip(known, content)):
+                break
+            shift += 1
+        if shift <= slack:
+            fresh = [position + i for i, old in enumerate(known) if old is None]
+            for index in fresh:
+                buffer[index] = content[index - position]
+            written[k], shifts[k] = fresh, shift
+            k, shift = k + 1, 0
+            continue
+        k -= 1  # no shift fits: revisit the previous chunk's guess
+        if k < 0:
+            return None
+        for index in written[k]:
+            buffer[index] = None
+        shift = shifts[k] + 1
+    while buffer and buffer[-1] is None:
+        buffer.pop()
+    gap = 0
+    for char in buffer:
+        gap = gap + 1 if char is None else 0
+        if gap > _MAX_GAP:
+            return None
+    # Unknown positions are whitespace the chunker stripped at chunk edges.
+    return "".join("\n" if char is None else char for char in buffer)
+
+
+def _concat_with_overlap(contents: list[str]) -> str:
+    text = ""
+    for content in contents:
+        if not content:
+            continue
+        if not text:
+            text = content
+            continue
+        if content in text[-(len(content) + _MAX_FALLBACK_OVERLAP):]:
+            continue  # a chunk wholly inside the previous ones (the old tool's tail chunk)
+        overlap = 0
+        for size in range(min(len(content), len(text), _MAX_FALLBACK_OVERLAP), _MIN_FALLBACK_OVERLAP - 1, -1):
+            if text.endswith(content[:size]):
+                overlap = size
+                break
+        text += content[overlap:] if overlap else "\n" + content
+    return text

@@ -1,0 +1,146 @@
+"""Collection directories, build locking and atomic publishing.
+
+Layout under the data root::
+
+    <name>/CURRENT            build id of the published build (replaced with os.replace)
+    <name>/builds/<build-id>/ one immutable, complete build
+    <name>/.staging-<id>/     a build in progress (deleted if the builder dies)
+    <name>/.lock              serialises builders of one collection
+
+A reader resolves CURRENT once and then only reads that build's directory, so a publish
+(one rename) swaps versions atomically and in-flight readers finish on the old build.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import re
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+log = logging.getLogger("ragmem.indexing.publish")
+
+MANIFEST_FILE = "manifest.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class CollectionNameError(ValueError):
+    pass
+
+
+def collection_name_from(path: Path) -> str:
+    """A valid collection name from a corpus path's stem (``x.json.chunks.db`` -> ``x``)."""
+    name = path.name
+    for suffix in (".chunks.db", ".jsonl", ".json", ".md", ".txt"):
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    name = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.") or "collection"
+    return name[:128]
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise CollectionNameError(
+            f"invalid collection name {name!r}: use letters, digits, '.', '_' or '-' (max 128, no leading dot)")
+    return name
+
+
+def collection_root(data_dir: Path, name: str) -> Path:
+    return Path(data_dir) / check_name(name)
+
+
+def current_build_dir(data_dir: Path, name: str) -> Path | None:
+    root = collection_root(data_dir, name)
+    try:
+        build_id = (root / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+    build_dir = root / "builds" / build_id
+    return build_dir if (build_dir / MANIFEST_FILE).exists() else None
+
+
+def read_manifest(build_dir: Path) -> dict:
+    return json.loads((build_dir / MANIFEST_FILE).read_text())
+
+
+def list_collections(data_dir: Path) -> list[str]:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return []
+    return sorted(p.name for p in data_dir.iterdir()
+                  if p.is_dir() and _NAME.match(p.name) and (p / "CURRENT").exists())
+
+
+def new_build_id() -> str:
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+
+
+@contextmanager
+def build_lock(root: Path) -> Iterator[None]:
+    """Exclusive per-collection lock; released by the kernel even if the holder is SIGKILLed."""
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def staging_dir(root: Path, build_id: str) -> Path:
+    """A fresh staging directory; leftovers of dead builders are removed first (we hold the lock)."""
+    for stale in root.glob(".staging-*"):
+        log.info("removing stale staging directory %s", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    path = root / f".staging-{build_id}"
+    path.mkdir(parents=True)
+    return path
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(root: Path, staging: Path, build_id: str, keep_builds: int) -> Path:
+    """Move a complete staging build into place and point CURRENT at it, atomically."""
+    for file in staging.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    builds = root / "builds"
+    builds.mkdir(exist_ok=True)
+    final = builds / build_id
+    os.rename(staging, final)
+    _fsync_dir(builds)
+    pointer_tmp = root / f".CURRENT.{build_id}"
+    pointer_tmp.write_text(build_id + "\n")
+    with open(pointer_tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer_tmp, root / "CURRENT")
+    _fsync_dir(root)
+    _prune(builds, keep=max(1, keep_builds), current=build_id)
+    return final
+
+
+def _prune(builds: Path, keep: int, current: str) -> None:
+    """Keep the newest ``keep`` builds; older ones may still serve in-flight reads, hence keep >= 2 by default."""
+    ordered = sorted((p for p in builds.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
+    for old in ordered[keep:]:
+        if old.name != current:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def directory_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -1,0 +1,50 @@
+"""The one settings object: environment variables ``RAGMEM_*`` with CLI flags layered on top.
+
+Every package reads configuration from here so that an operator has one place to look and
+the defaults work on a fresh machine without any variable set.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAGMEM_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./data"), description="Root holding one directory per collection.")
+    embed_model: str = Field(default=DEFAULT_EMBED_MODEL, description="sentence-transformers name or local path.")
+    embed_batch_size: int = 64
+    device: Optional[str] = Field(default=None, description="torch device; auto (CUDA when present) if unset.")
+    chunk_tokens: Optional[int] = Field(default=None, description="Chunk budget in embedder tokens; default max_seq_length.")
+    chunk_overlap: Optional[int] = Field(default=None, description="Overlap in tokens; default 15% of the budget.")
+    title_tokens: int = Field(default=32, description="At most this many title tokens are prepended to each chunk.")
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_method: str = "lucene"
+    hnsw_threshold: int = Field(default=50_000, description="Chunks above which FAISS uses HNSW instead of exact search.")
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 128
+    keep_builds: int = Field(default=2, description="Published builds kept per collection (the current one included).")
+    corpus_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Extra roots json_path may point into (':'-separated).")
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("corpus_roots", mode="before")
+    @classmethod
+    def _split_roots(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part for part in value.split(":") if part.strip()]
+        return value
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, with non-None CLI overrides applied on top."""
+    return Settings(**{key: value for key, value in overrides.items() if value is not None})

@@ -1,0 +1,62 @@
+"""The ``ragmem`` command line."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="ragmem: hybrid BM25 + FAISS retrieval with a knowledge-graph memory, for LLM agents.")
+
+
+@app.callback()
+def _root() -> None:
+    """Keeps typer in sub-command mode (index, serve, mcp, eval, ...)."""
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def index(
+    corpus: Path = typer.Argument(..., help="JSON/JSONL file, directory of .md/.txt/.json/.jsonl, or legacy .chunks.db"),
+    collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection name (default: corpus stem)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    embed_model: Optional[str] = typer.Option(None, "--embed-model", help="sentence-transformers name or local path."),
+    chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=16, help="Chunk budget in model tokens."),
+    chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", min=0, help="Overlap in model tokens."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even if the corpus fingerprint is unchanged."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Build (or refresh) a collection from CORPUS and publish it atomically."""
+    _setup_logging(verbose)
+    from indexing.builder import build_collection
+    from indexing.documents import CorpusError
+    from indexing.embedder import EmbedderError
+    from indexing.publish import CollectionNameError
+    from indexing.settings import load_settings
+
+    settings = load_settings(data_dir=data_dir, embed_model=embed_model, chunk_tokens=chunk_tokens,
+                             chunk_overlap=chunk_overlap)
+    try:
+        summary = build_collection(corpus, collection, settings, force=force)
+    except (CorpusError, CollectionNameError, EmbedderError) as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+    for line in summary.lines():
+        typer.echo(line)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
