@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     hnsw_ef_search: int = 128
     keep_builds: int = Field(default=2, description="Published builds kept per collection (the current one included).")
     corpus_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Extra roots json_path may point into (':'-separated).")
+    build_wait_seconds: float = Field(default=5.0, description="How long a request waits for an on-demand build "
+                                      "before answering 503 with Retry-After.")
+    max_query_chars: int = Field(default=4000, description="Longer queries are rejected with 422.")
     host: str = "127.0.0.1"
     port: int = 8000
 

@@ -54,6 +54,52 @@ def index(
         typer.echo(line)
 
 
+@app.command()
+def serve(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    corpus_root: Optional[list[Path]] = typer.Option(None, "--corpus-root",
+                                                     help="Extra root json_path may point into (repeatable)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port (default 8000)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Serve the HTTP API (POST /rag_search, /rag_get_context, GET /collections, /metrics)."""
+    _setup_logging(verbose)
+    import uvicorn
+
+    from indexing.settings import load_settings
+    from service.api import create_app
+
+    settings = load_settings(data_dir=data_dir, host=host, port=port)
+    if corpus_root:
+        settings.corpus_roots = [*settings.corpus_roots, *corpus_root]
+    app_instance = create_app(settings)
+    logging.getLogger("ragmem").info("serving %s on http://%s:%d (corpus roots: %s)", settings.data_dir,
+                                     settings.host, settings.port, [str(r) for r in settings.corpus_roots] or "none")
+    uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level="info" if verbose else "warning")
+
+
+@app.command()
+def mcp(
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    corpus_root: Optional[list[Path]] = typer.Option(None, "--corpus-root", help="Extra json_path root (repeatable)."),
+    transport: str = typer.Option("stdio", "--transport", help="stdio or http (streamable HTTP)."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8765, "--port"),
+) -> None:
+    """Serve the MCP tools rag_search, rag_get_context and rag_document_stats."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # stderr
+    from indexing.settings import load_settings
+    from service.mcp_server import run_mcp
+
+    if transport not in ("stdio", "http", "streamable-http"):
+        raise typer.BadParameter("transport must be stdio or http")
+    settings = load_settings(data_dir=data_dir)
+    if corpus_root:
+        settings.corpus_roots = [*settings.corpus_roots, *corpus_root]
+    run_mcp(settings, "stdio" if transport == "stdio" else "streamable-http", host, port)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -1,0 +1,137 @@
+"""The HTTP API: ``POST /rag_search``, ``POST /rag_get_context``, collections, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from indexing.collection import Collection
+from indexing.settings import Settings
+from service import formatting
+from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
+                                SearchResponse)
+from service.context import get_context
+from service.metrics import create_metrics
+from service.registry import CollectionRegistry, ServiceError
+from service.retrieval import InvalidQuery, SearchFilters, SearchParams, search
+
+log = logging.getLogger("ragmem.service.api")
+
+
+def _params(request: SearchRequest) -> SearchParams:
+    filters = None
+    if request.filters is not None:
+        filters = SearchFilters(doc_ids=request.filters.doc_ids, title_contains=request.filters.title_contains,
+                                url_contains=request.filters.url_contains, metadata=request.filters.metadata)
+    return SearchParams(top_k=request.top_k, diverse=request.diverse, min_docs=request.min_docs,
+                        max_per_doc=request.max_per_doc, mode=request.mode, filters=filters)
+
+
+def create_app(settings: Settings, registry: CollectionRegistry | None = None) -> FastAPI:
+    registry = registry or CollectionRegistry(settings)
+    metrics = create_metrics()
+    app = FastAPI(title="ragmem", version="0.1.0",
+                  description="Hybrid BM25 + dense retrieval with cited, diverse results for LLM agents.")
+    app.state.registry = registry
+
+    def resolve(request: SearchRequest) -> tuple[Collection, str]:
+        if request.json_path:
+            return registry.collection_for_path(request.json_path), request.json_path
+        return registry.get(request.collection), request.collection
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next):
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        endpoint = getattr(route, "path", "unmatched")
+        metrics.requests.labels(endpoint, str(response.status_code)).inc()
+        metrics.latency.labels(endpoint, request.headers.get("x-ragmem-mode", "")).observe(
+            time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError):
+        return JSONResponse({"detail": exc.message, **exc.extra}, status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(InvalidQuery)
+    async def invalid_query(_: Request, exc: InvalidQuery):
+        return JSONResponse({"detail": str(exc)}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+                  for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
+
+    @app.post("/rag_search", response_model=SearchResponse,
+              responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
+    def rag_search(request: SearchRequest):
+        collection, source = resolve(request)
+        result = search(collection, request.query, _params(request))
+        if request.format == "text":
+            return PlainTextResponse(formatting.format_search_text(result, source, request.include_content))
+        hits = [SearchHit(rank=h.rank, citation=h.citation, doc_index=h.record.doc_index,
+                          chunk_index=h.record.chunk_index, doc_id=h.record.doc_id, chunk_id=h.record.chunk_id,
+                          title=h.record.title, url=h.record.url, start_char=h.record.start_char,
+                          end_char=h.record.end_char, content=h.record.text if request.include_content else None,
+                          score=h.score, scores=h.scores) for h in result.hits]
+        return SearchResponse(query=result.query, collection=result.collection, build_id=result.build_id,
+                              mode=result.mode, took_ms=result.took_ms, results=hits)
+
+    @app.post("/rag_get_context", response_model=ContextResponse,
+              responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
+    def rag_get_context(request: ContextRequest):
+        collection, source = resolve(request)
+        ctx = get_context(collection, request.query, _params(request), request.max_tokens)
+        if request.format == "text":
+            return PlainTextResponse(formatting.format_context_text(ctx, source))
+        blocks = [ContextBlockOut(citation=b.hit.citation, doc_index=b.hit.record.doc_index,
+                                  doc_id=b.hit.record.doc_id, title=b.hit.record.title, url=b.hit.record.url,
+                                  first_chunk=b.first_chunk, last_chunk=b.last_chunk, start_char=b.start_char,
+                                  end_char=b.end_char, tokens=b.n_tokens, score=b.hit.score, text=b.text)
+                  for b in ctx.blocks]
+        return ContextResponse(query=ctx.query, collection=ctx.collection, took_ms=ctx.took_ms,
+                               total_tokens=ctx.total_tokens, max_tokens=ctx.max_tokens, blocks=blocks)
+
+    @app.get("/collections")
+    def list_collections():
+        out = []
+        for name in registry.names():
+            try:
+                info = registry.describe(name)
+            except ServiceError:
+                continue
+            info.pop("document_list", None)
+            out.append(info)
+        return {"collections": out}
+
+    @app.get("/collections/{name}")
+    def collection_stats(name: str):
+        return registry.describe(name)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "collections": len(registry.names())}
+
+    @app.get("/metrics")
+    def prometheus_metrics():
+        for name in registry.names():
+            try:
+                collection = registry.get(name)
+            except ServiceError:
+                continue
+            metrics.chunks.labels(name).set(collection.store.n_chunks)
+            metrics.documents.labels(name).set(collection.store.n_documents)
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.on_event("shutdown")
+    def _close() -> None:
+        registry.close()
+
+    return app

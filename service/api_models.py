@@ -1,0 +1,103 @@
+"""Request and response models of the HTTP API (the only place pydantic models live)."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional, Union
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+MAX_QUERY_CHARS = 4000
+Mode = Literal["hybrid", "bm25", "dense", "rrf"]
+
+
+class Filters(BaseModel):
+    doc_ids: Optional[list[str]] = Field(None, max_length=10_000, description="Only these document ids.")
+    title_contains: Optional[str] = Field(None, max_length=500, description="Case-insensitive title substring.")
+    url_contains: Optional[str] = Field(None, max_length=2000, description="Case-insensitive URL substring.")
+    metadata: Optional[dict[str, Union[str, int, float, bool, None]]] = Field(
+        None, description="Metadata fields that must be equal.")
+
+
+class SearchRequest(BaseModel):
+    query: str = Field(..., min_length=1, max_length=MAX_QUERY_CHARS,
+                       description=f"The question; 1-{MAX_QUERY_CHARS} characters, not only whitespace.")
+    collection: Optional[str] = Field(None, max_length=128, description="A published collection name.")
+    json_path: Optional[str] = Field(None, max_length=4096,
+                                     description="Path to a JSON corpus or legacy .chunks.db inside an allowed root; "
+                                                 "indexed on first use.")
+    top_k: int = Field(10, ge=1, le=100)
+    diverse: bool = True
+    min_docs: int = Field(5, ge=0, le=100)
+    max_per_doc: int = Field(2, ge=1, le=100)
+    mode: Mode = "hybrid"
+    filters: Optional[Filters] = None
+    format: Literal["json", "text"] = "json"
+    include_content: bool = True
+
+    @field_validator("query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query must contain non-whitespace characters")
+        return value
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "SearchRequest":
+        if bool(self.collection) == bool(self.json_path):
+            raise ValueError("give exactly one of 'collection' or 'json_path'")
+        return self
+
+
+class ContextRequest(SearchRequest):
+    max_tokens: int = Field(4000, ge=32, le=200_000, description="Token budget for the packed context.")
+
+
+class SearchHit(BaseModel):
+    rank: int
+    citation: str
+    doc_index: int
+    chunk_index: int
+    doc_id: str
+    chunk_id: str
+    title: str
+    url: str
+    start_char: int
+    end_char: int
+    content: Optional[str]
+    score: float = Field(..., description="Fused score in [0, 1]: the weighted mean of the per-leg scores, each "
+                                          "mapped to [0, 1] within this query (BM25 / best BM25 of the query; "
+                                          "cosine clipped to [0, 1]). 1.0 = best lexical match and cosine 1.")
+    scores: dict[str, float] = Field(..., description="Per-leg components: raw and normalised BM25, cosine, weight.")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    collection: str
+    build_id: str
+    mode: str
+    took_ms: float
+    results: list[SearchHit]
+
+
+class ContextBlockOut(BaseModel):
+    citation: str
+    doc_index: int
+    doc_id: str
+    title: str
+    url: str
+    first_chunk: int
+    last_chunk: int
+    start_char: int
+    end_char: int
+    tokens: int
+    score: float
+    text: str
+
+
+class ContextResponse(BaseModel):
+    query: str
+    collection: str
+    took_ms: float
+    total_tokens: int
+    max_tokens: int
+    blocks: list[ContextBlockOut]

@@ -1,0 +1,259 @@
+"""The agents' ``rag_search`` MCP server: same tool names, arguments and text as the old tool.
+
+Built on the official ``mcp`` SDK (2.x, ``mcp.server.mcpserver.MCPServer``). Three tools:
+
+* ``rag_search(query, json_path, top_k=10, diverse=True, min_docs=5, max_per_doc=2)`` - the
+  legacy results text (``service.formatting.format_search_text``);
+* ``rag_get_context(query, json_path, max_tokens=4000, ...)`` - cited context in a token budget;
+* ``rag_document_stats(json_path)`` - what is indexed.
+
+Each also takes ``collection`` (a published collection name, used instead of ``json_path``) and
+the search tools take ``mode`` (hybrid | bm25 | dense | rrf). A ``json_path`` seen for the first
+time is indexed on the spot; MCP callers wait for that build (up to ``BUILD_WAIT_SECONDS``)
+instead of getting "retry later". Blocking work runs in worker threads so the server keeps
+answering other requests meanwhile.
+
+Failures the caller can fix (path outside the allowed roots, unknown corpus, empty query, bad
+argument) are raised as the SDK's ``ToolError``: the client receives a ``CallToolResult`` with
+``isError: true`` and the message as text content; the server never crashes on them.
+
+Run: ``ragmem mcp ...`` or ``python -m service.mcp_server --data-dir DIR --corpus-root DIR``.
+In stdio mode nothing but protocol messages reaches stdout: logging goes to stderr, and the
+SDK's stdio transport points fd 1 at stderr while serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import sys
+from typing import Annotated, Callable, Optional, TypeVar
+
+import anyio.to_thread
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from indexing.collection import Collection
+from indexing.settings import Settings, load_settings
+from service.context import get_context
+from service.formatting import format_context_text, format_search_text, format_stats_text
+from service.registry import Building, CollectionRegistry, Forbidden, ServiceError
+from service.retrieval import MODES, InvalidQuery, SearchParams, search
+
+log = logging.getLogger("ragmem.service.mcp")
+
+SERVER_NAME = "ragmem"
+BUILD_WAIT_SECONDS = 600.0
+MAX_TOP_K = 200
+MAX_CONTEXT_TOKENS = 200_000
+TRANSPORTS = ("stdio", "streamable-http")
+
+INSTRUCTIONS = (
+    "Hybrid (BM25 + embedding) search over long-context document collections. Pass the corpus file as "
+    "json_path (a legacy '<file>.json.chunks.db' path works too); the first call on a new file indexes it. "
+    "Results carry citations of the form [long_context: \"Title\", chunk N]; cite facts with them verbatim."
+)
+
+T = TypeVar("T")
+
+# Argument annotations: names and defaults are the agents' existing tool; descriptions are new.
+Query = Annotated[str, Field(description="What to search for (natural language or keywords, any language).")]
+JsonPath = Annotated[str, Field(description="Path of the corpus JSON file (or its legacy .json.chunks.db path); "
+                                            "may be empty when 'collection' is given.")]
+TopK = Annotated[int, Field(description="Number of results to return.")]
+Diverse = Annotated[bool, Field(description="Spread results over documents: first the best chunk of the top "
+                                            "min_docs documents, at most max_per_doc chunks per document, "
+                                            "near-duplicate chunks dropped.")]
+MinDocs = Annotated[int, Field(description="With diverse: at least this many distinct documents (when available).")]
+MaxPerDoc = Annotated[int, Field(description="With diverse: at most this many chunks from one document.")]
+CollectionName = Annotated[Optional[str], Field(description="Name of an already indexed collection to search "
+                                                            "instead of json_path.")]
+Mode = Annotated[str, Field(description="Retrieval mode: hybrid (default), bm25, dense or rrf.")]
+MaxTokens = Annotated[int, Field(description="Token budget of the returned context.")]
+
+
+class _Tools:
+    """The tool bodies (synchronous; called in a worker thread)."""
+
+    def __init__(self, registry: CollectionRegistry) -> None:
+        self.registry = registry
+
+    # ---- shared ----------------------------------------------------------------------------
+    def resolve(self, json_path: str, collection: str | None) -> tuple[Collection, str]:
+        """The collection to use and the 'Source File' to print."""
+        if collection:
+            return self.registry.get(collection), (json_path or collection)
+        if not json_path or not json_path.strip():
+            raise ToolError("json_path is required (or pass 'collection' with the name of an indexed collection)")
+        return self.registry.collection_for_path(json_path, wait_seconds=BUILD_WAIT_SECONDS), json_path
+
+    def params(self, query: str, top_k: int, diverse: bool, min_docs: int, max_per_doc: int,
+               mode: str) -> SearchParams:
+        limit = self.registry.settings.max_query_chars
+        if not query or not query.strip():
+            raise ToolError("query must not be empty")
+        if len(query) > limit:
+            raise ToolError(f"query is too long ({len(query)} characters; the limit is {limit})")
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise ToolError(f"top_k must be between 1 and {MAX_TOP_K} (got {top_k})")
+        if min_docs < 0:
+            raise ToolError(f"min_docs must be >= 0 (got {min_docs})")
+        if max_per_doc < 1:
+            raise ToolError(f"max_per_doc must be >= 1 (got {max_per_doc})")
+        if mode not in MODES:
+            raise ToolError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+        return SearchParams(top_k=top_k, diverse=diverse, min_docs=min_docs, max_per_doc=max_per_doc, mode=mode)
+
+    def guarded(self, work: Callable[[], T]) -> T:
+        """Run ``work``, turning the errors a caller can act on into tool errors."""
+        try:
+            return work()
+        except ToolError as exc:
+            log.info("tool error: %s", exc)
+            raise
+        except Forbidden as exc:
+            roots = ", ".join(str(root) for root in self.registry.roots)
+            message = f"{exc.message} (allowed roots: {roots})"
+        except Building as exc:
+            retry = exc.headers.get("Retry-After")
+            message = exc.message + (f"; retry in about {retry} s" if retry else "")
+        except ServiceError as exc:
+            message = exc.message
+        except InvalidQuery as exc:
+            message = str(exc)
+        log.info("tool error: %s", message)
+        raise ToolError(message)
+
+    # ---- tools -----------------------------------------------------------------------------
+    def search_text(self, query: str, json_path: str, top_k: int, diverse: bool, min_docs: int,
+                    max_per_doc: int, collection: str | None, mode: str) -> str:
+        def work() -> str:
+            params = self.params(query, top_k, diverse, min_docs, max_per_doc, mode)
+            target, source = self.resolve(json_path, collection)
+            return format_search_text(search(target, query, params), source)
+        return self.guarded(work)
+
+    def context_text(self, query: str, json_path: str, max_tokens: int, top_k: int, diverse: bool,
+                     min_docs: int, max_per_doc: int, collection: str | None, mode: str) -> str:
+        def work() -> str:
+            params = self.params(query, top_k, diverse, min_docs, max_per_doc, mode)
+            if not 1 <= max_tokens <= MAX_CONTEXT_TOKENS:
+                raise ToolError(f"max_tokens must be between 1 and {MAX_CONTEXT_TOKENS} (got {max_tokens})")
+            target, source = self.resolve(json_path, collection)
+            return format_context_text(get_context(target, query, params, max_tokens), source, mode=mode)
+        return self.guarded(work)
+
+    def stats_text(self, json_path: str, collection: str | None) -> str:
+        def work() -> str:
+            target, source = self.resolve(json_path, collection)
+            return format_stats_text(self.registry.describe(target.name), source)
+        return self.guarded(work)
+
+
+async def _in_thread(fn: Callable[..., T], *args: object) -> T:
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args))
+
+
+def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
+    """An ``MCPServer`` with ``rag_search``, ``rag_get_context`` and ``rag_document_stats``."""
+    tools = _Tools(registry)
+    server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, version=_version())
+    read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
+                                open_world_hint=False)
+
+    async def rag_search(query: Query, json_path: JsonPath, top_k: TopK = 10, diverse: Diverse = True,
+                         min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2, collection: CollectionName = None,
+                         mode: Mode = "hybrid") -> str:
+        """Search a long-context document collection (hybrid BM25 + embeddings) and return the best chunks.
+
+        Each result shows its Citation ([long_context: "Title", chunk N]), Relevance Score (fused, 0-1),
+        Document Index, Chunk Index, Title and Content. Cite facts with the citation strings verbatim.
+        """
+        return await _in_thread(tools.search_text, query, json_path, top_k, diverse, min_docs, max_per_doc,
+                                collection, mode)
+
+    async def rag_get_context(query: Query, json_path: JsonPath, max_tokens: MaxTokens = 4000, top_k: TopK = 10,
+                              diverse: Diverse = True, min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2,
+                              collection: CollectionName = None, mode: Mode = "hybrid") -> str:
+        """Return cited context for a query packed into max_tokens: the best chunks, each widened with its
+        neighbouring chunks while the budget allows. Every block carries its citation."""
+        return await _in_thread(tools.context_text, query, json_path, max_tokens, top_k, diverse, min_docs,
+                                max_per_doc, collection, mode)
+
+    async def rag_document_stats(json_path: JsonPath, collection: CollectionName = None) -> str:
+        """Statistics of an indexed corpus: document and chunk counts, embedding model, chunking, index
+        type, and the list of documents with their Document Index."""
+        return await _in_thread(tools.stats_text, json_path, collection)
+
+    for fn in (rag_search, rag_get_context, rag_document_stats):
+        server.add_tool(fn, annotations=read_only, structured_output=False)
+    return server
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("ragmem")
+    except Exception:  # pragma: no cover - not installed as a distribution
+        return "0"
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    """Everything to stderr: in stdio mode stdout carries the protocol."""
+    root = logging.getLogger()
+    if not any(getattr(h, "_ragmem_mcp", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler._ragmem_mcp = True  # type: ignore[attr-defined]
+        for existing in list(root.handlers):  # e.g. a stdout handler someone installed earlier
+            if getattr(existing, "stream", None) is sys.stdout:
+                root.removeHandler(existing)
+        root.addHandler(handler)
+    root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s", "mcp",
+                  "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_mcp(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1", port: int = 8765) -> None:
+    """Serve the tools over ``stdio`` or ``streamable-http`` (at ``http://host:port/mcp``) until stopped."""
+    if transport == "http":
+        transport = "streamable-http"
+    if transport not in TRANSPORTS:
+        raise ValueError(f"unknown transport {transport!r}; expected one of {', '.join(TRANSPORTS)}")
+    _setup_logging(logging.getLogger().isEnabledFor(logging.DEBUG))
+    registry = CollectionRegistry(settings)
+    server = build_mcp_server(registry)
+    roots = ", ".join(str(root) for root in registry.roots)
+    try:
+        if transport == "stdio":
+            log.info("ragmem MCP server on stdio (allowed roots: %s)", roots)
+            server.run("stdio")
+        else:
+            log.info("ragmem MCP server on http://%s:%d/mcp (allowed roots: %s)", host, port, roots)
+            server.run("streamable-http", host=host, port=port)
+    finally:
+        registry.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m service.mcp_server", description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=None, help="Data root (RAGMEM_DATA_DIR, default ./data).")
+    parser.add_argument("--corpus-root", action="append", default=None,
+                        help="Extra root json_path may point into (repeatable; RAGMEM_CORPUS_ROOTS).")
+    parser.add_argument("--transport", choices=("stdio", "http", "streamable-http"), default="stdio")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--verbose", "-v", action="store_true")
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    settings = load_settings(data_dir=args.data_dir, corpus_roots=args.corpus_root)
+    run_mcp(settings, args.transport, args.host, args.port)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

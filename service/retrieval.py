@@ -1,0 +1,246 @@
+"""Query orchestration over one collection: the legs, fusion, filters and the agents' diversity rules.
+
+The service, the MCP tools and the eval harness all call ``search`` so every number the eval
+reports is produced by exactly the code that answers agents.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import faiss
+import numpy as np
+
+from indexing.collection import Collection
+from indexing.store import ChunkRecord
+from service import fusion
+
+MODES = ("hybrid", "bm25", "dense", "rrf")
+DEFAULT_MODE = "hybrid"
+NEAR_DUPLICATE_COSINE = 0.95
+"""Two chunks whose embeddings have cosine >= this are near-duplicates (reposted articles)."""
+
+
+class InvalidQuery(ValueError):
+    pass
+
+
+@dataclass
+class SearchFilters:
+    doc_ids: list[str] | None = None
+    title_contains: str | None = None
+    url_contains: str | None = None
+    metadata: dict[str, object] | None = None
+
+    def is_empty(self) -> bool:
+        return not (self.doc_ids or self.title_contains or self.url_contains or self.metadata)
+
+
+@dataclass
+class SearchParams:
+    top_k: int = 10
+    diverse: bool = True
+    min_docs: int = 5
+    max_per_doc: int = 2
+    mode: str = DEFAULT_MODE
+    filters: SearchFilters | None = None
+    pool: int | None = None
+    """Candidates taken from each leg before fusion; default max(100, 10 * top_k)."""
+
+
+def citation(title: str, chunk_index: int) -> str:
+    """The agents' citation form: the title's first 50 characters and the chunk index."""
+    return f'[long_context: "{title[:50]}", chunk {chunk_index}]'
+
+
+@dataclass
+class Hit:
+    rank: int
+    record: ChunkRecord
+    score: float
+    scores: dict[str, float]
+
+    @property
+    def citation(self) -> str:
+        return citation(self.record.title, self.record.chunk_index)
+
+
+@dataclass
+class SearchResult:
+    query: str
+    collection: str
+    build_id: str
+    mode: str
+    hits: list[Hit]
+    took_ms: float
+    candidates: int = 0
+    extras: dict = field(default_factory=dict)
+
+
+@dataclass
+class _Ranked:
+    rows: np.ndarray
+    score: np.ndarray
+    components: list[dict[str, float]]
+
+
+def _allowed_rows(collection: Collection, filters: SearchFilters | None) -> np.ndarray | None:
+    """Boolean mask over chunk rows that pass the filters (None: no filtering)."""
+    if filters is None or filters.is_empty():
+        return None
+    allowed_docs = []
+    wanted_ids = set(filters.doc_ids or [])
+    for doc in collection.store.documents():
+        if wanted_ids and doc["doc_id"] not in wanted_ids:
+            continue
+        if filters.title_contains and filters.title_contains.lower() not in doc["title"].lower():
+            continue
+        if filters.url_contains and filters.url_contains.lower() not in (doc["url"] or "").lower():
+            continue
+        allowed_docs.append(doc["doc_row"])
+    mask = np.isin(collection.store.chunk_doc_rows, np.array(allowed_docs, dtype=np.int64))
+    if filters.metadata and mask.any():
+        rows = np.flatnonzero(mask)
+        records = collection.store.chunks(rows.tolist())
+        keep = {r.chunk_row for r in records
+                if all(r.metadata.get(key) == value for key, value in filters.metadata.items())}
+        mask = np.isin(np.arange(mask.shape[0]), np.array(sorted(keep), dtype=np.int64))
+    return mask
+
+
+def _bm25_scores(collection: Collection, query: str, mask: np.ndarray | None) -> np.ndarray:
+    scores = collection.lexical.scores(collection.analyzer.tokenize(query))
+    if mask is not None:
+        scores = np.where(mask, scores, 0.0).astype(np.float32)
+    return scores
+
+
+def _dense_top(collection: Collection, qvec: np.ndarray, pool: int, mask: np.ndarray | None):
+    index = collection.dense.index
+    k = min(pool, collection.dense.size)
+    if k <= 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if mask is None:
+        scores, rows = index.search(qvec, k)
+    else:
+        allowed = np.flatnonzero(mask).astype(np.int64)
+        if allowed.size == 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
+        if hasattr(index, "hnsw"):
+            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(allowed), efSearch=max(index.hnsw.efSearch, k))
+        scores, rows = index.search(qvec, min(k, allowed.size), params=params)
+    keep = rows[0] >= 0
+    return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
+
+def _top(scores: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    rows = np.argpartition(-scores, k - 1)[:k]
+    rows = rows[np.argsort(-scores[rows], kind="stable")]
+    return rows[scores[rows] > 0].astype(np.int64)
+
+
+def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
+                    filters: SearchFilters | None = None) -> _Ranked:
+    """All candidates of the mode, best first, with the fused score and each leg's components."""
+    mask = _allowed_rows(collection, filters)
+    if mode == "bm25":
+        scores = _bm25_scores(collection, query, mask)
+        rows = _top(scores, pool)
+        best = float(scores[rows[0]]) if rows.size else 1.0
+        norm = scores[rows] / best
+        return _Ranked(rows, norm.astype(np.float32), [{"bm25": float(s), "bm25_norm": float(n)}
+                                                      for s, n in zip(scores[rows], norm)])
+    qvec = collection.embedder.encode([query])
+    if mode == "dense":
+        rows, cos = _dense_top(collection, qvec, pool, mask)
+        score = np.clip(cos, 0.0, 1.0)
+        return _Ranked(rows, score, [{"dense": float(c)} for c in cos])
+    if mode not in ("hybrid", "rrf"):
+        raise InvalidQuery(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    bm25_all = _bm25_scores(collection, query, mask)
+    bm25_rows = _top(bm25_all, pool)
+    dense_rows, _ = _dense_top(collection, qvec, pool, mask)
+    rows = np.unique(np.concatenate([bm25_rows, dense_rows]))
+    if rows.size == 0:
+        return _Ranked(rows, np.zeros(0, np.float32), [])
+    dense = collection.dense.reconstruct(rows) @ qvec[0]
+    legs = fusion.LegScores(rows=rows, bm25=bm25_all[rows], dense=dense.astype(np.float32))
+    if mode == "rrf":
+        fused = fusion.rrf(legs)
+    else:
+        multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
+        fused = fusion.weighted(legs, fusion.adaptive_bm25_weight(query, multilingual))
+    raw_bm25 = dict(zip(legs.rows.tolist(), legs.bm25.tolist()))
+    raw_dense = dict(zip(legs.rows.tolist(), legs.dense.tolist()))
+    components = [{"bm25": raw_bm25[int(r)], "bm25_norm": float(b), "dense": raw_dense[int(r)],
+                   "dense_norm": float(d), "bm25_weight": round(fused.bm25_weight, 4)}
+                  for r, b, d in zip(fused.rows, fused.bm25_norm, fused.dense_norm)]
+    return _Ranked(fused.rows, fused.score, components)
+
+
+def select(collection: Collection, ranked: _Ranked, params: SearchParams) -> list[int]:
+    """Positions in ``ranked`` to return.
+
+    With ``diverse``: first the best chunk of each of the top ``min_docs`` documents, then fill
+    to ``top_k`` in score order with at most ``max_per_doc`` chunks per document, skipping any
+    chunk whose embedding has cosine >= NEAR_DUPLICATE_COSINE with one already chosen (these
+    corpora repost one article under several titles). Without it: the plain top_k.
+    """
+    n = len(ranked.rows)
+    if not params.diverse:
+        return list(range(min(params.top_k, n)))
+    doc_of = collection.store.chunk_doc_rows[ranked.rows] if n else np.zeros(0, np.int64)
+    vectors = collection.dense.reconstruct(ranked.rows[: min(n, max(params.top_k * 10, 100))])
+    chosen: list[int] = []
+    per_doc: Counter = Counter()
+
+    def near_duplicate(position: int) -> bool:
+        if position >= len(vectors) or not chosen:
+            return False
+        picked = vectors[[c for c in chosen if c < len(vectors)]]
+        return bool(picked.size) and float((picked @ vectors[position]).max()) >= NEAR_DUPLICATE_COSINE
+
+    rejected: set[int] = set()
+    want_docs = min(params.min_docs, params.top_k)
+    for position in range(n):
+        if len(per_doc) >= want_docs:
+            break
+        if doc_of[position] in per_doc:
+            continue
+        if near_duplicate(position):
+            rejected.add(position)
+            continue
+        chosen.append(position)
+        per_doc[doc_of[position]] += 1
+    for position in range(n):
+        if len(chosen) >= params.top_k:
+            break
+        if position in chosen or position in rejected or per_doc[doc_of[position]] >= params.max_per_doc:
+            continue
+        if near_duplicate(position):
+            rejected.add(position)
+            continue
+        chosen.append(position)
+        per_doc[doc_of[position]] += 1
+    return sorted(chosen)
+
+
+def search(collection: Collection, query: str, params: SearchParams) -> SearchResult:
+    started = time.perf_counter()
+    if not query or not query.strip():
+        raise InvalidQuery("query must not be empty")
+    pool = params.pool or max(100, params.top_k * 10)
+    ranked = rank_candidates(collection, query, params.mode, pool, params.filters)
+    positions = select(collection, ranked, params)
+    records = collection.store.chunks([int(ranked.rows[p]) for p in positions])
+    hits = [Hit(rank=i + 1, record=record, score=round(float(ranked.score[p]), 6), scores=ranked.components[p])
+            for i, (p, record) in enumerate(zip(positions, records))]
+    return SearchResult(query=query, collection=collection.name, build_id=collection.build_id, mode=params.mode,
+                        hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 3),
+                        candidates=len(ranked.rows))
