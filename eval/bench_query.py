@@ -39,7 +39,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from eval.report_sections import write_section
-from tests.server_process import running_server
 from indexing import publish
 from indexing.analyzer import default_analyzer
 from indexing.builder import BM25_DIR, FAISS_FILE, REPORT_FILE, build_collection
@@ -77,7 +76,9 @@ ENGLISH_QUERIES = [
 # Split after sentence-final punctuation or a newline: the analyzer's runs never cross those, so the
 # BM25 terms of a chunk are exactly the concatenated terms of its sentences (checked at run time).
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=\. )")
+_ENDS = re.compile(r"[。！？!?；;\n]$|\. $")
 _WORDS = re.compile(r"\w")
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +124,8 @@ def sentence_pool(shared: Path, small: Collection) -> tuple[list[str], list[str]
     for text in texts:
         for sentence in _SENTENCE_END.split(text):
             if len(_WORDS.findall(sentence)) >= 2:
-                seen.setdefault(sentence, None)
+                # a document's last sentence may lack an end mark: add one so no term spans two sentences
+                seen.setdefault(sentence if _ENDS.search(sentence) else sentence + "\n", None)
     return list(seen), sorted(set(t for t in titles if t)) or ["untitled"], where
 
 
@@ -466,6 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="keep builds here and reuse them on the next run (default: a temp dir)")
     args = parser.parse_args(argv)
+    if str(ROOT) not in sys.path:  # tests/ is not installed; it is importable from the repository root
+        sys.path.insert(0, str(ROOT))
+    from tests.server_process import running_server
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -125,6 +125,14 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
+def set_query_threads(threads: int) -> None:
+    """Limit torch's intra-op threads for a process that encodes short queries (see Settings)."""
+    import torch
+
+    if threads > 0 and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
 def _dimension(model: "SentenceTransformer") -> int:
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     return int(getter())

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from indexing.collection import Collection
+from indexing.embedder import set_query_threads
 from indexing.settings import Settings
 from service import formatting
 from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
@@ -33,6 +34,7 @@ def _params(request: SearchRequest) -> SearchParams:
 
 
 def create_app(settings: Settings, registry: CollectionRegistry | None = None) -> FastAPI:
+    set_query_threads(settings.query_torch_threads)
     registry = registry or CollectionRegistry(settings)
     metrics = create_metrics()
     app = FastAPI(title="ragmem", version="0.1.0",
