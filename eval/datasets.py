@@ -343,11 +343,18 @@ def _hotpot_queries(items: list[dict], pool: _PassagePool) -> list[EvalQuery]:
     return queries
 
 
-def _load_hotpot(path: Path, items: list[dict], corpus: Path | None) -> EvalDataset:
+def _pool_from_corpus(corpus: Path | None) -> _PassagePool:
+    """The pooled passages of a HippoRAG sibling corpus (empty pool when there is none)."""
     pool = _PassagePool()
     if corpus is not None:
         for title, text, _ in _read_corpus_records(corpus):
             pool.add(title, text)
+    return pool
+
+
+def _load_hotpot(path: Path, items: list[dict], corpus: Path | None) -> EvalDataset:
+    pool = _pool_from_corpus(corpus)
+    if corpus is not None:
         layout = "hipporag_hotpotqa"
     else:
         # Raw HotpotQA: a title is the paragraph's identity (supporting facts name titles), so
@@ -389,10 +396,8 @@ def _paragraph_text(p: dict) -> str:
 
 
 def _load_musique(path: Path, items: list[dict], corpus: Path | None) -> EvalDataset:
-    pool = _PassagePool()
+    pool = _pool_from_corpus(corpus)
     if corpus is not None:
-        for title, text, _ in _read_corpus_records(corpus):
-            pool.add(title, text)
         layout = "hipporag_musique"
     else:
         for item in items:

@@ -207,27 +207,25 @@ def select(collection: Collection, ranked: _Ranked, params: SearchParams) -> lis
         return bool(picked.size) and float((picked @ vectors[position]).max()) >= NEAR_DUPLICATE_COSINE
 
     rejected: set[int] = set()
+
+    def take(position: int) -> None:
+        if near_duplicate(position):
+            rejected.add(position)
+        else:
+            chosen.append(position)
+            per_doc[doc_of[position]] += 1
+
     want_docs = min(params.min_docs, params.top_k)
-    for position in range(n):
+    for position in range(n):  # the best chunk of each of the top min_docs documents
         if len(per_doc) >= want_docs:
             break
-        if doc_of[position] in per_doc:
-            continue
-        if near_duplicate(position):
-            rejected.add(position)
-            continue
-        chosen.append(position)
-        per_doc[doc_of[position]] += 1
-    for position in range(n):
+        if doc_of[position] not in per_doc:
+            take(position)
+    for position in range(n):  # then fill in score order, max_per_doc per document
         if len(chosen) >= params.top_k:
             break
-        if position in chosen or position in rejected or per_doc[doc_of[position]] >= params.max_per_doc:
-            continue
-        if near_duplicate(position):
-            rejected.add(position)
-            continue
-        chosen.append(position)
-        per_doc[doc_of[position]] += 1
+        if position not in chosen and position not in rejected and per_doc[doc_of[position]] < params.max_per_doc:
+            take(position)
     return sorted(chosen)
 
 

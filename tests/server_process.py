@@ -16,6 +16,16 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL if the process does not exit in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -49,11 +59,7 @@ def running_server(data_dir: Path, corpus_roots: list[Path] = (), env: dict | No
                 time.sleep(0.2)
             yield base
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop_process(proc)
 
 
 def post_until_ready(client: httpx.Client, url: str, body: dict, timeout: float = 180) -> httpx.Response:

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+
+from tests.server_process import stop_process
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -208,11 +210,6 @@ def test_streamable_http_smoke(workspace, tmp_path) -> None:
 
         anyio.run(run)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_process(proc, timeout=10)
     log = errlog_path.read_text()
     assert "Traceback" not in log, log
