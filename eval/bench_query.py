@@ -438,6 +438,46 @@ def stage_profile(collection: Collection, queries: list[str], n: int) -> dict[st
 # report
 # ---------------------------------------------------------------------------------------------
 
+class CpuWatch:
+    """Share of the machine's CPU used by processes other than this benchmark (and its server) over a phase."""
+
+    def __init__(self) -> None:
+        self.pids: list[int] = [os.getpid()]
+        self._hz = os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _busy() -> int:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        return sum(fields) - fields[3] - fields[4]  # everything but idle and iowait
+
+    @staticmethod
+    def _proc(pid: int) -> int:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0
+        return int(fields[11]) + int(fields[12])  # utime + stime
+
+    def add_children(self, needle: str) -> None:
+        """Also count our child processes whose command line contains ``needle`` (the server)."""
+        for children in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+            for pid in children.read_text().split():
+                try:
+                    if needle in Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode():
+                        self.pids.append(int(pid))
+                except OSError:
+                    pass
+
+    def start(self) -> None:
+        self._t, self._b, self._own = time.perf_counter(), self._busy(), sum(self._proc(p) for p in self.pids)
+
+    def other_share(self) -> float:
+        """Fraction of all cores busy with other work since ``start`` (0.0 = the machine was ours)."""
+        wall = time.perf_counter() - self._t
+        other = (self._busy() - self._b) - (sum(self._proc(p) for p in self.pids) - self._own)
+        return max(0.0, other / (wall * self._hz * (os.cpu_count() or 1)))
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -461,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=200_000, help="size of the synthetic collection")
     parser.add_argument("--requests-c1", type=int, default=200, help="measured requests at concurrency 1")
     parser.add_argument("--max-requests", type=int, default=2000, help="request bound at concurrency > 1")
-    parser.add_argument("--seconds", type=float, default=20.0, help="time bound per configuration")
+    parser.add_argument("--seconds", type=float, default=30.0, help="time bound per configuration")
     parser.add_argument("--inproc", type=int, default=100, help="in-process queries per measurement")
     parser.add_argument("--noise", type=float, default=0.03, help="per-dimension sigma of the vector noise")
     parser.add_argument("--seed", type=int, default=0)
@@ -502,19 +542,23 @@ def main(argv: list[str] | None = None) -> int:
 
         collections = [small, big]
         inproc: dict[str, dict] = {}
+        watch = CpuWatch()
+        watch.start()
         for collection in collections:
             log.info("in-process baseline and search() on %s (%d chunks)", collection.name, collection.store.n_chunks)
             inproc[collection.name] = in_process(collection, queries, args.inproc)
             log.info("  baseline p50 %.1f ms, search hybrid p50 %.1f ms", np.median(inproc[collection.name]["baseline"]),
                      np.median(inproc[collection.name]["hybrid"]))
+        other_inproc = watch.other_share()
         chunks = {c.name: c.store.n_chunks for c in collections}
         faiss_type = {c.name: c.manifest["faiss"]["type"] for c in collections}
         del small, big, collections  # the server holds its own copies
 
         results: dict[tuple[str, str, int], Load] = {}
-        load_before = os.getloadavg()
         with running_server(data_dir, [], env={"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}) as base:
             log.info("ragmem serve on %s", base)
+            watch.add_children("service.cli")
+            watch.start()
             for name in chunks:
                 for mode in MODES:  # every query once per mode: loads the collection, model, caches
                     warm = run_load(base, name, mode, queries, 1, len(queries), 120)
@@ -531,16 +575,18 @@ def main(argv: list[str] | None = None) -> int:
                         log.info("%s %-6s c=%-2d n=%4d p50=%6.1f p95=%6.1f p99=%6.1f ms  %6.1f QPS  errors=%d",
                                  name, mode, concurrency, load.n, load.pct(50), load.pct(95), load.pct(99),
                                  load.qps, load.errors)
-        load_after = os.getloadavg()
+            other_http = watch.other_share()
+        log.info("other processes used %.0f%% (in-process phase) and %.0f%% (HTTP phase) of the CPU",
+                 100 * other_inproc, 100 * other_http)
 
     small_name_, big_name = list(chunks)
     lines = [
         "## Query latency and throughput (`make bench-query`)",
         "",
         f"Command: `{command}` (`make bench-query`), {time.strftime('%Y-%m-%d %H:%M')}, {machine()}; "
-        f"whole run {(time.perf_counter() - run_started) / 60:.1f} min. Load average before/after the HTTP "
-        f"phase: {load_before[0]:.2f} / {load_after[0]:.2f} (anything well above 0 means other work shared "
-        "the two cores during the measurement).",
+        f"whole run {(time.perf_counter() - run_started) / 60:.1f} min. Other processes on the machine used "
+        f"{other_inproc:.0%} of the CPU during the in-process measurements and {other_http:.0%} during the HTTP "
+        "measurements (from /proc/stat minus this benchmark and its server; 0% = the machine was ours).",
         "",
         "Setup: one `ragmem serve` process (uvicorn, one worker) on 127.0.0.1; load from client threads in the "
         "benchmark process (httpx, one keep-alive connection per concurrent client; client and server share the "
@@ -614,10 +660,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"- p50 ≤ {GOAL_P50_MS:.0f} ms for hybrid top_k=10 at concurrency 1 on `{small_name_}` (HTTP): "
         f"**{'PASS' if p50 <= GOAL_P50_MS else 'FAIL'}** — measured {p50:.1f} ms.",
-        f"- ≥ {GOAL_QPS:.0f} QPS at {chunks[big_name]:,} chunks (`{big_name}`, HTTP): "
-        f"**{'PASS' if hybrid_ok else ('PARTIAL' if reached else 'FAIL')}** — holds for "
-        + (", ".join(f"{m} at concurrency {c} ({q:.0f} QPS)" for m, c, q in reached) or "no configuration")
-        + "; best QPS per mode: " + ", ".join(f"{m} {q:.0f}" for m, q in best.items()) + ".",
+        f"- ≥ {GOAL_QPS:.0f} QPS at {chunks[big_name]:,} chunks (`{big_name}`, HTTP), judged on the default "
+        f"hybrid mode: **{'PASS' if hybrid_ok else 'FAIL'}** — best QPS per mode: "
+        + ", ".join(f"{m} {q:.0f}" for m, q in best.items()) + "; ≥ 100 QPS holds for "
+        + (", ".join(f"{m} at concurrency {c} ({q:.0f} QPS)" for m, c, q in reached) or "no configuration") + ".",
         f"- Errors: {errors} non-200 responses in {sum(r.n for r in results.values())} measured requests "
         f"(**{'PASS' if errors == 0 else 'FAIL'}**).",
     ]
