@@ -592,7 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark process (httpx, one keep-alive connection per concurrent client; client and server share the "
         f"same cores). Every request is `POST /rag_search` with `top_k={TOP_K}, diverse=true, min_docs=5, "
         "max_per_doc=2` and the default `include_content=true`. Latency is client-side wall time per request; "
-        "`server ms` is the `took_ms` the service reports (search only, no HTTP/JSON). "
+        "`server ms` is the `took_ms` the service reports (inside `search()`, no HTTP/JSON; under concurrency it "
+        "includes time queued inside the service, e.g. for the embedding model). "
         f"{len(queries)} queries, the same for every configuration: {len(queries) - len(ENGLISH_QUERIES)} Chinese "
         f"10–30 character spans and titles taken from `{small_name_}` chunks, {len(ENGLISH_QUERIES)} English questions. "
         f"Per configuration: a short warm-up, then {args.requests_c1} requests at concurrency 1, and at 8/32 "
@@ -647,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
               "| step | " + " | ".join(f"`{n}`" for n in chunks) + " |", "|---|" + "---:|" * len(chunks)]
     for step in inproc[small_name_]["stages"]:
         lines.append(f"| {step} | " + " | ".join(fmt(inproc[n]["stages"][step]) for n in chunks) + " |")
+    lines.append("| **sum of the medians** | " + " | ".join(
+        f"**{fmt(sum(inproc[n]['stages'].values()))}**" for n in chunks) + " |")
+    lines += ["", "Read off the same run: " + "; ".join(
+        f"on `{n}` query embedding is {inproc[n]['stages']['query embedding'] / sum(inproc[n]['stages'].values()):.0%} "
+        f"of the in-process hybrid steps, and HTTP adds {results[(n, 'hybrid', 1)].pct(50) - np.median(inproc[n]['hybrid']):.1f} ms "
+        f"at concurrency 1 (HTTP hybrid p50 minus in-process `search()` p50)" for n in chunks) + "."]
 
     p50 = results[(small_name_, "hybrid", 1)].pct(50)
     reached = [(mode, c, results[(big_name, mode, c)].qps) for mode in MODES for c in CONCURRENCY
