@@ -78,4 +78,4 @@ class VectorIndex:
         """Stored vectors for ``rows`` (used for near-duplicate removal and MMR)."""
         if len(rows) == 0:
             return np.zeros((0, self.index.d), dtype=np.float32)
-        return np.vstack([self.index.reconstruct(int(row)) for row in rows])
+        return self.index.reconstruct_batch(np.ascontiguousarray(rows, dtype=np.int64))
