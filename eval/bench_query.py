@@ -44,13 +44,14 @@ from indexing.analyzer import default_analyzer
 from indexing.builder import BM25_DIR, FAISS_FILE, REPORT_FILE, build_collection
 from indexing.collection import Collection, open_collection
 from indexing.documents import Document
+from indexing.embedder import configure_query_serving
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
 from indexing.store import STORE_FILE, ChunkRow, write_store
 from indexing.vector_index import VectorIndex
 from service import fusion
-from service.retrieval import SearchParams, _dense_top, _Ranked, _top, search, select
+from service.retrieval import Ranked, SearchParams, _dense_top, search, select
 
 log = logging.getLogger("ragmem.bench.query")
 
@@ -410,24 +411,22 @@ def stage_profile(collection: Collection, queries: list[str], n: int) -> dict[st
     for i in range(n):
         query = queries[i % len(queries)]
         t = time.perf_counter()
-        qvec = collection.embedder.encode([query])
+        qvec = collection.embedder.encode_query(query)
         t = tick("query embedding", t)
         terms = collection.analyzer.tokenize(query)
         t = tick("analyzer (BM25 terms)", t)
-        bm25_all = collection.lexical.scores(terms)
-        t = tick("BM25 scores over all chunks", t)
-        bm25_rows = _top(bm25_all, pool)
-        t = tick("BM25 top-pool (argpartition)", t)
         dense_rows, _ = _dense_top(collection, qvec, pool, None)
         t = tick("FAISS search", t)
-        rows = np.unique(np.concatenate([bm25_rows, dense_rows]))
+        lexical = collection.lexical.search(terms, pool, None, extra_rows=dense_rows)
+        t = tick("BM25 exact top-pool + dense candidates' BM25", t)
+        rows, first = np.unique(np.concatenate([lexical.rows, dense_rows]), return_index=True)
+        bm25 = np.concatenate([lexical.scores, lexical.extra_scores])[first]
         dense = collection.dense.reconstruct(rows) @ qvec[0]
         t = tick("reconstruct candidates + cosine", t)
-        legs = fusion.LegScores(rows=rows, bm25=bm25_all[rows], dense=dense.astype(np.float32))
+        legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32))
         fused = fusion.weighted(legs, fusion.adaptive_bm25_weight(query, multilingual))
-        components = [{"bm25": float(b), "dense": float(d)} for b, d in zip(fused.bm25_norm, fused.dense_norm)]
         t = tick("fusion", t)
-        positions = select(collection, _Ranked(fused.rows, fused.score, components), params)
+        positions = select(collection, Ranked(fused.rows, fused.score), params)
         t = tick("diversity select (incl. reconstruct)", t)
         collection.store.chunks([int(fused.rows[p]) for p in positions])
         tick("SQLite fetch of hits", t)
@@ -530,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         small_name, small_what, _ = build_small(args.shared, data_dir, settings, scratch)
         small_build_s = time.perf_counter() - t0
+        configure_query_serving(settings)  # in-process search() encodes queries like the server does
         small = open_collection(data_dir, small_name)
         synth = existing_synthetic(data_dir, args.chunks, args.seed, args.noise) if args.data_dir else None
         if synth is None:
@@ -594,6 +594,8 @@ def main(argv: list[str] | None = None) -> int:
         "max_per_doc=2` and the default `include_content=true`. Latency is client-side wall time per request; "
         "`server ms` is the `took_ms` the service reports (inside `search()`, no HTTP/JSON; under concurrency it "
         "includes time queued inside the service, e.g. for the embedding model). "
+        f"Queries are encoded with `RAGMEM_QUERY_ENCODER={settings.query_encoder}` (onnxruntime export of the same "
+        "model when available, micro-batched across concurrent requests; see `indexing/onnx_query_encoder.py`). "
         f"{len(queries)} queries, the same for every configuration: {len(queries) - len(ENGLISH_QUERIES)} Chinese "
         f"10–30 character spans and titles taken from `{small_name_}` chunks, {len(ENGLISH_QUERIES)} English questions. "
         f"Per configuration: a short warm-up, then {args.requests_c1} requests at concurrency 1, and at 8/32 "

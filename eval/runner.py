@@ -18,7 +18,7 @@ from eval.metrics import metrics_for_question, summarize
 from eval.seed_baseline import SeedBaseline
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
-from indexing.embedder import set_query_threads
+from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
 from service.retrieval import MODES, SearchParams, search
 
@@ -116,7 +116,7 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
 
 
 def run_eval(config: EvalConfig, settings: Settings) -> Path:
-    set_query_threads(settings.query_torch_threads)
+    configure_query_serving(settings)
     run_id = time.strftime("%Y%m%d-%H%M%S")
     out_dir = config.out_dir or Path("eval") / "results" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -14,13 +14,15 @@ import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from indexing.query_batching import QueryBatcher
 from indexing.settings import DEFAULT_EMBED_MODEL
 
 if TYPE_CHECKING:
+    from indexing.settings import Settings
     from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger("ragmem.indexing.embedder")
@@ -72,6 +74,12 @@ class Embedder:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._query_batcher = QueryBatcher(self._encode_queries)
+        self._query_encoder: Callable[[Sequence[str]], np.ndarray] | None = None
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """The (1, dim) embedding of one query; concurrent callers share micro-batches."""
+        return self._query_batcher.encode(text)
 
     @property
     def dimension(self) -> int:
@@ -110,13 +118,28 @@ class Embedder:
         ids = self.tokenizer(_LONE_SURROGATE.sub("\ufffd", text), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
         return len(ids)
 
+    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        # Only the batcher's single thread calls this, so the lazy set-up needs no lock.
+        if self._query_encoder is None:
+            self._query_encoder = self.encode
+            config = _query_encoding
+            if config.backend in ("auto", "onnx") and config.cache_dir is not None:
+                from indexing import onnx_query_encoder
+
+                onnx = onnx_query_encoder.create(self, config.cache_dir, config.threads or 1)
+                if onnx is not None:
+                    self._query_encoder = onnx.encode
+                elif config.backend == "onnx":
+                    log.warning("RAGMEM_QUERY_ENCODER=onnx was requested but is unavailable; using torch")
+        return self._query_encoder(texts)
+
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
         """L2-normalised float32 embeddings, so inner product equals cosine similarity."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with self._lock:  # torch inference on one model from many threads serialises anyway
             vectors = self.model.encode(
-                list(texts),
+                [_LONE_SURROGATE.sub("\ufffd", text) for text in texts],
                 batch_size=batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
@@ -125,12 +148,36 @@ class Embedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
 
-def set_query_threads(threads: int) -> None:
-    """Limit torch's intra-op threads for a process that encodes short queries (see Settings)."""
+@dataclass(frozen=True)
+class QueryEncoding:
+    """How a query-serving process encodes queries (set once per process)."""
+
+    backend: str = "torch"
+    threads: int = 0
+    cache_dir: Path | None = None
+
+
+_query_encoding = QueryEncoding()
+
+
+def configure_query_encoding(backend: str, threads: int, cache_dir: Path | None) -> None:
+    """Called by query-serving processes (serve, mcp, eval); index builds keep torch's defaults.
+
+    ``threads`` limits torch's intra-op threads (see Settings.query_torch_threads); ``backend``
+    "auto" or "onnx" encodes queries with onnxruntime when the model allows it.
+    """
+    global _query_encoding
     import torch
 
     if threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+    _query_encoding = QueryEncoding(backend=backend, threads=threads, cache_dir=cache_dir)
+
+
+def configure_query_serving(settings: "Settings") -> None:
+    """Query-encoding set-up shared by every query-serving entry point."""
+    configure_query_encoding(settings.query_encoder, settings.query_torch_threads,
+                             Path(settings.data_dir) / ".cache" / "onnx")
 
 
 def _dimension(model: "SentenceTransformer") -> int:

@@ -39,20 +39,60 @@ class LexicalIndex:
                 "vocabulary": len(self.retriever.vocab_dict)}
 
     def scores(self, query_terms: Sequence[str]) -> np.ndarray:
-        """BM25 score of every chunk row for the query (zeros when no term is in the vocabulary)."""
+        """BM25 score of every chunk row for the query (zeros when no term is in the vocabulary).
+
+        Same sums as ``bm25s.BM25.get_scores`` (a repeated query term counts again), but one
+        ``np.bincount`` over the concatenated postings instead of bm25s' ``np.add.at`` per term
+        (``np.add.at`` is unbuffered and slow; this runs on every query over every posting).
+        """
         vocab = self.retriever.vocab_dict
-        known = [term for term in query_terms if term in vocab]
-        if not known:
+        ids = np.fromiter((vocab[term] for term in query_terms if term in vocab), dtype=np.int64)
+        if ids.size == 0:
             return np.zeros(self.n_docs, dtype=np.float32)
-        return np.asarray(self.retriever.get_scores(known), dtype=np.float32)
+        matrix = self.retriever.scores
+        indptr, indices, data = matrix["indptr"], matrix["indices"], matrix["data"]
+        spans = [slice(int(indptr[i]), int(indptr[i + 1])) for i in ids]
+        rows = np.concatenate([indices[span] for span in spans])
+        weights = np.concatenate([data[span] for span in spans])
+        scores = np.bincount(rows, weights=weights, minlength=self.n_docs).astype(np.float32)
+        nonoccurrence = getattr(self.retriever, "nonoccurrence_array", None)
+        if nonoccurrence is not None:  # BM25L / BM25+ give absent terms a score too
+            scores += np.float32(nonoccurrence[ids].sum())
+        return scores
 
     def top_k(self, query_terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k best-scoring chunks with a positive score, best first."""
+        result = self.search(query_terms, k)
+        return result.rows, result.scores
+
+    def search(self, query_terms: Sequence[str], k: int, allowed: np.ndarray | None = None,
+               extra_rows: np.ndarray | None = None) -> "LexicalResult":
+        """Top-k BM25 (ties by row) plus the scores of ``extra_rows`` (e.g. the dense leg's candidates).
+
+        ``allowed`` is a boolean mask over rows (filters); rows outside it score 0.
+        """
+        extra_rows = np.zeros(0, np.int64) if extra_rows is None else np.asarray(extra_rows, dtype=np.int64)
         scores = self.scores(query_terms)
-        k = min(k, scores.shape[0])
-        if k <= 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.argpartition(-scores, k - 1)[:k]
-        rows = rows[np.argsort(-scores[rows], kind="stable")]
-        keep = scores[rows] > 0
-        return rows[keep].astype(np.int64), scores[rows][keep]
+        if allowed is not None:
+            scores = np.where(allowed, scores, np.float32(0.0))
+        rows = top_rows(scores, k)
+        return LexicalResult(rows, scores[rows], scores[extra_rows])
+
+
+@dataclass
+class LexicalResult:
+    rows: np.ndarray
+    """Top-k chunk rows with a positive score, best first (ties: lower row first)."""
+    scores: np.ndarray
+    extra_scores: np.ndarray
+    """Exact scores of the requested extra rows, in their order."""
+
+
+def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k best positive scores, best first (ties by position)."""
+    if k <= 0:
+        return np.zeros(0, np.int64)
+    positive = np.flatnonzero(scores > 0)
+    if positive.size > k:
+        positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
+    return positive[np.lexsort((positive, -scores[positive]))].astype(np.int64)

@@ -7,7 +7,7 @@ the defaults work on a fresh machine without any variable set.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,11 +37,19 @@ class Settings(BaseSettings):
     query_torch_threads: int = Field(default=1, description="torch threads in query-serving processes. One short "
                                      "query gains nothing from more, and two OpenMP threads competing with other "
                                      "work for 2 cores made one query encode 40x slower (496 ms vs 13 ms).")
+    query_encoder: Literal["auto", "onnx", "torch"] = Field(
+        default="auto", description="How serving processes encode queries: onnxruntime (a local export of the "
+        "same model, ~3x faster for short queries, verified against torch at start-up) or torch. auto = onnx "
+        "when the model's pipeline allows it.")
     build_wait_seconds: float = Field(default=5.0, description="How long a request waits for an on-demand build "
                                       "before answering 503 with Retry-After.")
     max_query_chars: int = Field(default=4000, description="Longer queries are rejected with 422.")
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "
+                         "collections and the model; more than one lifts the per-process GIL limit on CPU-bound "
+                         "queries (measured in docs/BENCHMARKS.md). On-demand json_path builds run per process, "
+                         "so pre-index with `ragmem index` when using several.")
 
     @field_validator("corpus_roots", mode="before")
     @classmethod

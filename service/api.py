@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -11,13 +10,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from indexing.collection import Collection
-from indexing.embedder import set_query_threads
+from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
 from service import formatting
 from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
                                 SearchResponse)
 from service.context import get_context
-from service.metrics import create_metrics
+from service.metrics import MODE_SCOPE_KEY, RequestMetrics, create_metrics
 from service.registry import CollectionRegistry, ServiceError
 from service.retrieval import InvalidQuery, SearchFilters, SearchParams, search
 
@@ -34,7 +33,7 @@ def _params(request: SearchRequest) -> SearchParams:
 
 
 def create_app(settings: Settings, registry: CollectionRegistry | None = None) -> FastAPI:
-    set_query_threads(settings.query_torch_threads)
+    configure_query_serving(settings)
     registry = registry or CollectionRegistry(settings)
     metrics = create_metrics()
     app = FastAPI(title="ragmem", version="0.1.0",
@@ -46,16 +45,7 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
             return registry.collection_for_path(request.json_path), request.json_path
         return registry.get(request.collection), request.collection
 
-    @app.middleware("http")
-    async def observe(request: Request, call_next):
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        endpoint = getattr(route, "path", "unmatched")
-        metrics.requests.labels(endpoint, str(response.status_code)).inc()
-        metrics.latency.labels(endpoint, request.headers.get("x-ragmem-mode", "")).observe(
-            time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(ServiceError)
     async def service_error(_: Request, exc: ServiceError):
@@ -73,7 +63,8 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
 
     @app.post("/rag_search", response_model=SearchResponse,
               responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
-    def rag_search(request: SearchRequest):
+    def rag_search(request: SearchRequest, http: Request):
+        http.scope[MODE_SCOPE_KEY] = request.mode
         collection, source = resolve(request)
         result = search(collection, request.query, _params(request))
         if request.format == "text":
@@ -88,7 +79,8 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
 
     @app.post("/rag_get_context", response_model=ContextResponse,
               responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
-    def rag_get_context(request: ContextRequest):
+    def rag_get_context(request: ContextRequest, http: Request):
+        http.scope[MODE_SCOPE_KEY] = request.mode
         collection, source = resolve(request)
         ctx = get_context(collection, request.query, _params(request), request.max_tokens)
         if request.format == "text":
@@ -137,3 +129,10 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
         registry.close()
 
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """App factory for ``ragmem serve --workers N`` (each worker process builds its own app)."""
+    from indexing.settings import load_settings
+
+    return create_app(load_settings())

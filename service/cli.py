@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -61,6 +62,7 @@ def serve(
                                                      help="Extra root json_path may point into (repeatable)."),
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default 8000)."),
+    workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Server processes (RAGMEM_WORKERS, default 1)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the HTTP API (POST /rag_search, /rag_get_context, GET /collections, /metrics)."""
@@ -70,13 +72,21 @@ def serve(
     from indexing.settings import load_settings
     from service.api import create_app
 
-    settings = load_settings(data_dir=data_dir, host=host, port=port)
+    settings = load_settings(data_dir=data_dir, host=host, port=port, workers=workers)
     if corpus_root:
         settings.corpus_roots = [*settings.corpus_roots, *corpus_root]
-    app_instance = create_app(settings)
-    logging.getLogger("ragmem").info("serving %s on http://%s:%d (corpus roots: %s)", settings.data_dir,
-                                     settings.host, settings.port, [str(r) for r in settings.corpus_roots] or "none")
-    uvicorn.run(app_instance, host=settings.host, port=settings.port, log_level="info" if verbose else "warning")
+    logging.getLogger("ragmem").info("serving %s on http://%s:%d with %d worker(s) (corpus roots: %s)",
+                                     settings.data_dir, settings.host, settings.port, settings.workers,
+                                     [str(r) for r in settings.corpus_roots] or "none")
+    log_level = "info" if verbose else "warning"
+    if settings.workers == 1:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+        return
+    # Worker processes rebuild the app from the environment, so hand them the effective settings.
+    os.environ["RAGMEM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
+    os.environ["RAGMEM_CORPUS_ROOTS"] = ":".join(str(Path(r).resolve()) for r in settings.corpus_roots)
+    uvicorn.run("service.api:app_from_environment", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, log_level=log_level)
 
 
 @app.command()

@@ -30,8 +30,12 @@ class LegScores:
 
 @dataclass(frozen=True)
 class Fused:
+    """Candidates best first with the raw and normalised leg scores, all aligned with ``rows``."""
+
     rows: np.ndarray
     score: np.ndarray
+    bm25: np.ndarray
+    dense: np.ndarray
     bm25_norm: np.ndarray
     dense_norm: np.ndarray
     bm25_weight: float
@@ -56,7 +60,8 @@ def weighted(legs: LegScores, bm25_weight: float) -> Fused:
     bm25_norm, dense_norm = normalise(legs)
     score = bm25_weight * bm25_norm + (1.0 - bm25_weight) * dense_norm
     order = np.argsort(-score, kind="stable")
-    return Fused(legs.rows[order], score[order], bm25_norm[order], dense_norm[order], bm25_weight)
+    return Fused(legs.rows[order], score[order], legs.bm25[order], legs.dense[order], bm25_norm[order],
+                 dense_norm[order], bm25_weight)
 
 
 def rrf(legs: LegScores, k: int = 60) -> Fused:
@@ -67,7 +72,8 @@ def rrf(legs: LegScores, k: int = 60) -> Fused:
     raw = 1.0 / (k + 1 + bm25_rank) + 1.0 / (k + 1 + dense_rank)
     score = (raw / (2.0 / (k + 1))).astype(np.float32)
     order = np.argsort(-score, kind="stable")
-    return Fused(legs.rows[order], score[order], bm25_norm[order], dense_norm[order], 0.5)
+    return Fused(legs.rows[order], score[order], legs.bm25[order], legs.dense[order], bm25_norm[order],
+                 dense_norm[order], 0.5)
 
 
 def adaptive_bm25_weight(query: str, multilingual_embedder: bool, base: float = 0.5) -> float:

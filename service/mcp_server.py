@@ -37,7 +37,7 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from indexing.collection import Collection
-from indexing.embedder import set_query_threads
+from indexing.embedder import configure_query_serving
 from indexing.settings import Settings, load_settings
 from service.context import get_context
 from service.formatting import format_context_text, format_search_text, format_stats_text
@@ -227,7 +227,7 @@ def run_mcp(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}; expected one of {', '.join(TRANSPORTS)}")
     _setup_logging(logging.getLogger().isEnabledFor(logging.DEBUG))
-    set_query_threads(settings.query_torch_threads)
+    configure_query_serving(settings)
     registry = CollectionRegistry(settings)
     server = build_mcp_server(registry)
     roots = ", ".join(str(root) for root in registry.roots)

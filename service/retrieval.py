@@ -80,10 +80,19 @@ class SearchResult:
 
 
 @dataclass
-class _Ranked:
+class Ranked:
+    """Candidates best first; ``legs`` holds per-candidate score components aligned with ``rows``."""
+
     rows: np.ndarray
     score: np.ndarray
-    components: list[dict[str, float]]
+    legs: dict[str, np.ndarray] = field(default_factory=dict)
+    constants: dict[str, float] = field(default_factory=dict)
+
+    def components(self, position: int) -> dict[str, float]:
+        """Built only for returned hits: dicts for every pooled candidate cost more than the fusion."""
+        out = {name: float(values[position]) for name, values in self.legs.items()}
+        out.update(self.constants)
+        return out
 
 
 def _allowed_rows(collection: Collection, filters: SearchFilters | None) -> np.ndarray | None:
@@ -110,13 +119,6 @@ def _allowed_rows(collection: Collection, filters: SearchFilters | None) -> np.n
     return mask
 
 
-def _bm25_scores(collection: Collection, query: str, mask: np.ndarray | None) -> np.ndarray:
-    scores = collection.lexical.scores(collection.analyzer.tokenize(query))
-    if mask is not None:
-        scores = np.where(mask, scores, 0.0).astype(np.float32)
-    return scores
-
-
 def _dense_top(collection: Collection, qvec: np.ndarray, pool: int, mask: np.ndarray | None):
     index = collection.dense.index
     k = min(pool, collection.dense.size)
@@ -136,55 +138,42 @@ def _dense_top(collection: Collection, qvec: np.ndarray, pool: int, mask: np.nda
     return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
 
 
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    k = min(k, scores.shape[0])
-    if k <= 0:
-        return np.zeros(0, np.int64)
-    rows = np.argpartition(-scores, k - 1)[:k]
-    rows = rows[np.argsort(-scores[rows], kind="stable")]
-    return rows[scores[rows] > 0].astype(np.int64)
-
-
 def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
-                    filters: SearchFilters | None = None) -> _Ranked:
+                    filters: SearchFilters | None = None) -> Ranked:
     """All candidates of the mode, best first, with the fused score and each leg's components."""
     mask = _allowed_rows(collection, filters)
+    terms = collection.analyzer.tokenize(query)
     if mode == "bm25":
-        scores = _bm25_scores(collection, query, mask)
-        rows = _top(scores, pool)
-        best = float(scores[rows[0]]) if rows.size else 1.0
-        norm = scores[rows] / best
-        return _Ranked(rows, norm.astype(np.float32), [{"bm25": float(s), "bm25_norm": float(n)}
-                                                      for s, n in zip(scores[rows], norm)])
-    qvec = collection.embedder.encode([query])
+        lexical = collection.lexical.search(terms, pool, mask)
+        best = float(lexical.scores[0]) if lexical.rows.size else 1.0
+        norm = (lexical.scores / best).astype(np.float32)
+        return Ranked(lexical.rows, norm, {"bm25": lexical.scores, "bm25_norm": norm})
+    qvec = collection.embedder.encode_query(query)
     if mode == "dense":
         rows, cos = _dense_top(collection, qvec, pool, mask)
-        score = np.clip(cos, 0.0, 1.0)
-        return _Ranked(rows, score, [{"dense": float(c)} for c in cos])
+        return Ranked(rows, np.clip(cos, 0.0, 1.0), {"dense": cos})
     if mode not in ("hybrid", "rrf"):
         raise InvalidQuery(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    bm25_all = _bm25_scores(collection, query, mask)
-    bm25_rows = _top(bm25_all, pool)
     dense_rows, _ = _dense_top(collection, qvec, pool, mask)
-    rows = np.unique(np.concatenate([bm25_rows, dense_rows]))
+    lexical = collection.lexical.search(terms, pool, mask, extra_rows=dense_rows)
+    rows, first = np.unique(np.concatenate([lexical.rows, dense_rows]), return_index=True)
     if rows.size == 0:
-        return _Ranked(rows, np.zeros(0, np.float32), [])
+        return Ranked(rows, np.zeros(0, np.float32))
+    bm25 = np.concatenate([lexical.scores, lexical.extra_scores])[first]
     dense = collection.dense.reconstruct(rows) @ qvec[0]
-    legs = fusion.LegScores(rows=rows, bm25=bm25_all[rows], dense=dense.astype(np.float32))
+    legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32))
     if mode == "rrf":
         fused = fusion.rrf(legs)
     else:
         multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
         fused = fusion.weighted(legs, fusion.adaptive_bm25_weight(query, multilingual))
-    raw_bm25 = dict(zip(legs.rows.tolist(), legs.bm25.tolist()))
-    raw_dense = dict(zip(legs.rows.tolist(), legs.dense.tolist()))
-    components = [{"bm25": raw_bm25[int(r)], "bm25_norm": float(b), "dense": raw_dense[int(r)],
-                   "dense_norm": float(d), "bm25_weight": round(fused.bm25_weight, 4)}
-                  for r, b, d in zip(fused.rows, fused.bm25_norm, fused.dense_norm)]
-    return _Ranked(fused.rows, fused.score, components)
+    return Ranked(fused.rows, fused.score,
+                  {"bm25": fused.bm25, "bm25_norm": fused.bm25_norm, "dense": fused.dense,
+                   "dense_norm": fused.dense_norm},
+                  {"bm25_weight": round(fused.bm25_weight, 4)})
 
 
-def select(collection: Collection, ranked: _Ranked, params: SearchParams) -> list[int]:
+def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list[int]:
     """Positions in ``ranked`` to return.
 
     With ``diverse``: first the best chunk of each of the top ``min_docs`` documents, then fill
@@ -237,7 +226,7 @@ def search(collection: Collection, query: str, params: SearchParams) -> SearchRe
     ranked = rank_candidates(collection, query, params.mode, pool, params.filters)
     positions = select(collection, ranked, params)
     records = collection.store.chunks([int(ranked.rows[p]) for p in positions])
-    hits = [Hit(rank=i + 1, record=record, score=round(float(ranked.score[p]), 6), scores=ranked.components[p])
+    hits = [Hit(rank=i + 1, record=record, score=round(float(ranked.score[p]), 6), scores=ranked.components(p))
             for i, (p, record) in enumerate(zip(positions, records))]
     return SearchResult(query=query, collection=collection.name, build_id=collection.build_id, mode=params.mode,
                         hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 3),

@@ -166,6 +166,8 @@ def test_collections_health_metrics(server):
     stats = client.get("/collections/named").json()
     assert stats["embedder"]["name"] and stats["chunks"] > 0 and stats["document_list"]
     assert client.get("/collections/unknown").status_code == 404
+    assert client.post("/rag_search", json={"query": "tea", "collection": "named", "mode": "bm25"}).status_code == 200
     metrics = client.get("/metrics").text
-    assert "ragmem_requests_total" in metrics and 'ragmem_collection_chunks{collection="named"}' in metrics
-    assert "ragmem_request_seconds_bucket" in metrics
+    assert 'ragmem_requests_total{endpoint="/collections/{name}",status="404"}' in metrics
+    assert 'ragmem_collection_chunks{collection="named"}' in metrics
+    assert re.search(r'ragmem_request_seconds_count\{endpoint="/rag_search",mode="bm25"\} [1-9]', metrics)

@@ -2,7 +2,7 @@ import numpy as np
 from rank_bm25 import BM25Okapi
 
 from indexing.analyzer import Analyzer
-from indexing.lexical_index import LexicalIndex
+from indexing.lexical_index import LexicalIndex, top_rows
 
 DOCS = [
     "Quantum computers use qubits and entanglement for computation.",
@@ -41,3 +41,50 @@ def test_top_k_and_unknown_terms():
     rows, scores = index.top_k(analyzer.tokenize("zzzz unknownword"), 3)
     assert len(rows) == 0
     assert not index.scores([]).any()
+
+
+def test_scores_equal_bm25s_own_scoring_for_every_method():
+    rng = np.random.default_rng(3)
+    vocabulary = [f"t{i}" for i in range(40)]
+    corpus = [list(rng.choice(vocabulary, size=int(rng.integers(1, 30)))) for _ in range(300)]
+    for method in ("lucene", "robertson", "bm25+", "bm25l", "atire"):
+        index = LexicalIndex.build(corpus, k1=1.2, b=0.75, method=method)
+        for _ in range(20):
+            # repeated and unknown terms included: a repeated term counts again, as in bm25s
+            query = list(rng.choice(vocabulary + ["unknown"], size=int(rng.integers(1, 8))))
+            known = [t for t in query if t in index.retriever.vocab_dict]
+            expected = index.retriever.get_scores(known) if known else np.zeros(300)
+            assert np.allclose(index.scores(query), expected, atol=1e-5), (method, query)
+
+
+def _zipf_corpus(seed: int, n_docs: int = 600):
+    """Skewed term frequencies like CJK characters: a few terms in most chunks, a long tail."""
+    rng = np.random.default_rng(seed)
+    vocabulary = np.array([f"w{i}" for i in range(400)])
+    weights = 1.0 / np.arange(1, 401) ** 1.1
+    weights /= weights.sum()
+    return rng, vocabulary, weights, [list(rng.choice(vocabulary, size=int(rng.integers(5, 60)), p=weights))
+                                      for _ in range(n_docs)]
+
+
+def test_search_matches_full_evaluation_with_filters_and_extra_rows():
+    rng, vocabulary, weights, corpus = _zipf_corpus(11)
+    index = LexicalIndex.build(corpus, k1=1.2, b=0.75, method="lucene")
+    for trial in range(60):
+        query = list(rng.choice(vocabulary, size=int(rng.integers(1, 25)), p=weights))
+        query += list(rng.choice(vocabulary[200:], size=int(rng.integers(0, 3))))  # some rare terms
+        k = int(rng.choice([1, 5, 10, 50]))
+        allowed = rng.random(len(corpus)) < 0.7 if trial % 3 == 0 else None
+        extra = rng.choice(len(corpus), size=15, replace=False)
+        known = [t for t in query if t in index.retriever.vocab_dict]  # bm25s itself is the reference
+        full = index.retriever.get_scores(known).astype(np.float64) if known else np.zeros(len(corpus))
+        if allowed is not None:
+            full = np.where(allowed, full, 0.0)
+        result = index.search(query, k, allowed, extra_rows=extra)
+        expected = top_rows(full, k)
+        assert np.allclose(result.scores, full[result.rows], atol=1e-5)
+        # same top-k scores; the rows may differ only among exact ties
+        assert np.allclose(np.sort(result.scores), np.sort(full[expected]), atol=1e-5), (trial, query)
+        assert np.allclose(result.extra_scores, full[extra], atol=1e-5)
+        assert list(result.scores) == sorted(result.scores, reverse=True)
+        assert len(result.rows) == min(k, int((full > 0).sum()))
