@@ -424,7 +424,7 @@ def stage_profile(collection: Collection, queries: list[str], n: int) -> dict[st
         dense = collection.dense.reconstruct(rows) @ qvec[0]
         t = tick("reconstruct candidates + cosine", t)
         legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32))
-        fused = fusion.weighted(legs, fusion.adaptive_bm25_weight(query, multilingual))
+        fused = fusion.zscore(legs, fusion.adaptive_bm25_weight(query, multilingual))
         t = tick("fusion", t)
         positions = select(collection, Ranked(fused.rows, fused.score), params)
         t = tick("diversity select (incl. reconstruct)", t)

@@ -74,12 +74,17 @@ def _doc_keys(collection: Collection) -> dict[str, str]:
     return {r.doc_id: r.metadata.get("doc_key", r.doc_id) for r in records}
 
 
-def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Settings) -> dict:
-    collection = _collection_for(dataset, settings)
+def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Settings,
+                     collection: Collection | None = None) -> dict:
+    collection = collection or _collection_for(dataset, settings)
     passages = dataset.passages_by_key()
     depth = max(config.ks) * 3  # several chunks of one passage collapse to one key
-    out: dict = {"layout": dataset.layout, "passages": len(dataset.passages), "queries": len(dataset.queries),
-                 "chunks": collection.store.n_chunks, "modes": {}, "per_question": {}}
+    queries = [q for q in dataset.queries if q.query.strip()]
+    blank = [q.qid for q in dataset.queries if not q.query.strip()]
+    if blank:  # the service rejects an empty query (422), so the benchmark cannot ask it either
+        log.warning("%s: skipping %d question(s) with empty text: %s", dataset.name, len(blank), blank[:10])
+    out: dict = {"layout": dataset.layout, "passages": len(dataset.passages), "queries": len(queries),
+                 "skipped_queries": blank, "chunks": collection.store.n_chunks, "modes": {}, "per_question": {}}
     baseline = None
     client = httpx.Client(base_url=config.url, timeout=120) if config.url else None
     key_of = _doc_keys(collection) if client is not None else {}
@@ -88,7 +93,7 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
             baseline = SeedBaseline.build(dataset.corpus_documents(), collection.embedder,
                                           Path(settings.data_dir) / ".cache" / "embeddings")
         per_question, latencies, ranks = [], [], []
-        for q in tqdm(dataset.queries, desc=f"{dataset.name} {mode}", unit="q", leave=False):
+        for q in tqdm(queries, desc=f"{dataset.name} {mode}", unit="q", leave=False):
             started = time.perf_counter()
             if mode == SEED_BASELINE:
                 keys = baseline.search(q.query, depth)
@@ -116,7 +121,6 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
 
 
 def run_eval(config: EvalConfig, settings: Settings) -> Path:
-    configure_query_serving(settings)
     run_id = time.strftime("%Y%m%d-%H%M%S")
     out_dir = config.out_dir or Path("eval") / "results" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -124,9 +128,12 @@ def run_eval(config: EvalConfig, settings: Settings) -> Path:
                                             "embed_model": settings.embed_model,
                                             "datasets": [str(p) for p in config.datasets]},
                "datasets": {}}
-    for path in config.datasets:
-        dataset = load_dataset(path)
-        results["datasets"][dataset.name] = evaluate_dataset(dataset, config, settings)
+    datasets = [load_dataset(path) for path in config.datasets]
+    # Index first with the builder's torch threads; query-serving settings limit them afterwards.
+    collections = [_collection_for(dataset, settings) for dataset in datasets]
+    configure_query_serving(settings)
+    for dataset, collection in zip(datasets, collections):
+        results["datasets"][dataset.name] = evaluate_dataset(dataset, config, settings, collection)
     (out_dir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))
     from eval.report import write_plot, write_report
 

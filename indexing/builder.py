@@ -22,6 +22,7 @@ ProgressCallback = Callable[[str, float], None]
 import numpy as np
 from tqdm.auto import tqdm
 
+from graphmem.memory import ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
 from indexing.analyzer import default_analyzer
 from indexing.chunking import chunk_text
@@ -40,6 +41,7 @@ SCHEMA_VERSION = 1
 BM25_DIR = "bm25"
 FAISS_FILE = "dense.faiss"
 REPORT_FILE = "ingest_report.json"
+GRAPH_DIR = "graph"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
 
 
@@ -149,7 +151,8 @@ def build_collection(corpus_path: str | Path, collection: str | None, settings: 
     config = {"schema": SCHEMA_VERSION, "embedder": settings.embed_model, "chunking": params,
               "analyzer": analyzer.describe(),
               "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
-              "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m}}
+              "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m},
+              "graph": asdict(graph_limits(settings)) if settings.graph else None}
     fingerprint = corpus_fingerprint(corpus, config)
 
     with publish.build_lock(root):
@@ -177,6 +180,25 @@ def build_collection(corpus_path: str | Path, collection: str | None, settings: 
     return summary
 
 
+def graph_limits(settings: Settings) -> GraphLimits:
+    return GraphLimits(max_triples_per_chunk=settings.graph_max_triples_per_chunk,
+                       max_triples=settings.graph_max_triples, synonym_threshold=settings.graph_synonym_threshold)
+
+
+def _build_graph_memory(staging: Path, documents: list[Document], rows: list[ChunkRow], embedder: Embedder,
+                        cache: EmbeddingCache, settings: Settings, stages: "_Stages", show_progress: bool) -> dict:
+    """Knowledge-graph memory of the chunks, embedded through the same cache as the chunks."""
+
+    def encode(texts: list[str]) -> np.ndarray:
+        vectors, _ = embed_texts(embedder, texts, cache, max(256, settings.embed_batch_size), show_progress=False)
+        return vectors
+
+    memory = build_graph([ChunkText(row=i, text=r.text, title=documents[r.doc_row].title) for i, r in enumerate(rows)],
+                         encode, graph_limits(settings), progress=stages.progress, show_progress=show_progress)
+    save_graph(memory, staging / GRAPH_DIR)
+    return memory.describe()
+
+
 def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
                 embedder: Embedder, analyzer, params: dict, settings: Settings, stages: _Stages,
                 show_progress: bool) -> BuildSummary:
@@ -188,15 +210,20 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
                                      settings.bm25_k1, settings.bm25_b, settings.bm25_method)
         lexical.save(staging / BM25_DIR)
-    with stages.stage("embed"):
-        cache = EmbeddingCache(cache_path_for(Path(settings.data_dir) / ".cache" / "embeddings", embedder),
-                               embedder.dimension)
-        try:
+    cache = EmbeddingCache(cache_path_for(Path(settings.data_dir) / ".cache" / "embeddings", embedder),
+                           embedder.dimension)
+    try:
+        with stages.stage("embed"):
             vectors, embedded = embed_texts(embedder, embed_inputs, cache, settings.embed_batch_size,
                                             show_progress=show_progress,
                                             on_progress=lambda fraction: stages.progress("embed", fraction))
-        finally:
-            cache.close()
+        graph_info = None
+        if settings.graph:
+            with stages.stage("graph"):
+                graph_info = _build_graph_memory(staging, documents, rows, embedder, cache, settings, stages,
+                                                 show_progress)
+    finally:
+        cache.close()
     with stages.stage("faiss"):
         dense = VectorIndex.build(vectors if len(rows) else np.zeros((0, embedder.dimension), np.float32),
                                   settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
@@ -221,6 +248,7 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         "faiss": dense.info,
         "counts": {"documents": len(documents), "chunks": len(rows), "skipped": len(corpus.skipped),
                    "embedded": embedded, "tokens": int(sum(r.n_tokens for r in rows))},
+        "graph": graph_info,
         "stage_seconds": dict(stages.seconds),
     }
     (staging / publish.MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))

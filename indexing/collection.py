@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graphmem.memory import GraphMemory, load_graph
+from graphmem.retrieve import GraphQueryParams
+
 from indexing import publish
 from indexing.analyzer import Analyzer
-from indexing.builder import BM25_DIR, FAISS_FILE
+from indexing.builder import BM25_DIR, FAISS_FILE, GRAPH_DIR
 from indexing.embedder import Embedder, load_embedder
 from indexing.lexical_index import LexicalIndex
 from indexing.store import STORE_FILE, StoreReader
@@ -29,6 +33,9 @@ class Collection:
     analyzer: Analyzer
     device: str | None = None
     _embedder: Embedder | None = field(default=None, repr=False)
+    graph_params: GraphQueryParams = field(default_factory=GraphQueryParams)
+    _graph: GraphMemory | None = field(default=None, repr=False)
+    _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def build_id(self) -> str:
@@ -40,6 +47,20 @@ class Collection:
         if self._embedder is None:
             self._embedder = load_embedder(self.manifest["embedder"]["name"], self.device)
         return self._embedder
+
+
+    @property
+    def has_graph(self) -> bool:
+        return (self.build_dir / GRAPH_DIR).is_dir()
+
+    @property
+    def graph(self) -> GraphMemory | None:
+        """The knowledge-graph memory, loaded on first use (builds made with graph=False have none)."""
+        if self._graph is None and self.has_graph:
+            with self._graph_lock:
+                if self._graph is None:
+                    self._graph = load_graph(self.build_dir / GRAPH_DIR)
+        return self._graph
 
 
 def open_build(name: str, build_dir: Path, device: str | None = None) -> Collection:

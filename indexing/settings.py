@@ -32,6 +32,10 @@ class Settings(BaseSettings):
     hnsw_m: int = 32
     hnsw_ef_construction: int = 200
     hnsw_ef_search: int = 128
+    graph: bool = Field(default=True, description="Build the knowledge-graph memory (graphmem) with each index.")
+    graph_max_triples_per_chunk: int = 32
+    graph_max_triples: int = 500_000
+    graph_synonym_threshold: float = 0.90
     keep_builds: int = Field(default=2, description="Published builds kept per collection (the current one included).")
     corpus_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Extra roots json_path may point into (':'-separated).")
     query_torch_threads: int = Field(default=1, description="torch threads in query-serving processes. One short "

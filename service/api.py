@@ -17,6 +17,7 @@ from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse
                                 SearchResponse)
 from service.context import get_context
 from service.metrics import MODE_SCOPE_KEY, RequestMetrics, create_metrics
+from service.subgraph import subgraph_for
 from service.registry import CollectionRegistry, ServiceError
 from service.retrieval import InvalidQuery, SearchFilters, SearchParams, search
 
@@ -67,15 +68,17 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
         http.scope[MODE_SCOPE_KEY] = request.mode
         collection, source = resolve(request)
         result = search(collection, request.query, _params(request))
+        subgraph = subgraph_for(collection, request.query, result.graph) if request.include_subgraph else None
         if request.format == "text":
-            return PlainTextResponse(formatting.format_search_text(result, source, request.include_content))
+            return PlainTextResponse(formatting.format_search_text(result, source, request.include_content,
+                                                                   subgraph=subgraph))
         hits = [SearchHit(rank=h.rank, citation=h.citation, doc_index=h.record.doc_index,
                           chunk_index=h.record.chunk_index, doc_id=h.record.doc_id, chunk_id=h.record.chunk_id,
                           title=h.record.title, url=h.record.url, start_char=h.record.start_char,
                           end_char=h.record.end_char, content=h.record.text if request.include_content else None,
                           score=h.score, scores=h.scores) for h in result.hits]
         return SearchResponse(query=result.query, collection=result.collection, build_id=result.build_id,
-                              mode=result.mode, took_ms=result.took_ms, results=hits)
+                              mode=result.mode, took_ms=result.took_ms, results=hits, subgraph=subgraph)
 
     @app.post("/rag_get_context", response_model=ContextResponse,
               responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})

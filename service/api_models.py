@@ -7,7 +7,7 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 MAX_QUERY_CHARS = 4000
-Mode = Literal["hybrid", "bm25", "dense", "rrf"]
+Mode = Literal["hybrid", "bm25", "dense", "graph", "hybrid+graph", "rrf", "hybrid-maxnorm"]
 
 
 class Filters(BaseModel):
@@ -33,6 +33,8 @@ class SearchRequest(BaseModel):
     filters: Optional[Filters] = None
     format: Literal["json", "text"] = "json"
     include_content: bool = True
+    include_subgraph: bool = Field(False, description="Add the evidence subgraph: the triples linked to the query, "
+                                                      "each with the chunks (citations) supporting it.")
 
     @field_validator("query")
     @classmethod
@@ -64,10 +66,32 @@ class SearchHit(BaseModel):
     start_char: int
     end_char: int
     content: Optional[str]
-    score: float = Field(..., description="Fused score in [0, 1]: the weighted mean of the per-leg scores, each "
-                                          "mapped to [0, 1] within this query (BM25 / best BM25 of the query; "
-                                          "cosine clipped to [0, 1]). 1.0 = best lexical match and cosine 1.")
-    scores: dict[str, float] = Field(..., description="Per-leg components: raw and normalised BM25, cosine, weight.")
+    score: float = Field(..., description="Fused score in [0, 1] (hybrid: logistic of the mean per-leg z-score "
+                                          "over this query's candidates; 0.5 = an average candidate, 0.88 = two "
+                                          "standard deviations above). Comparable within one query only.")
+    scores: dict[str, float] = Field(..., description="Per-leg components: raw BM25, cosine and graph mass, their "
+                                                      "z-scores, and the weights used.")
+
+
+class SubgraphTriple(BaseModel):
+    head: str
+    relation: str
+    tail: str
+    score: float = Field(..., description="Cosine between the query and the triple's text embedding.")
+    chunk_ids: list[str]
+    citations: list[str]
+
+
+class SubgraphEntity(BaseModel):
+    name: str
+    key: str
+    kind: str
+    score: float = Field(..., description="PageRank seed weight (linked-triple score / mentions), sums to 1.")
+
+
+class Subgraph(BaseModel):
+    triples: list[SubgraphTriple]
+    entities: list[SubgraphEntity]
 
 
 class SearchResponse(BaseModel):
@@ -77,6 +101,7 @@ class SearchResponse(BaseModel):
     mode: str
     took_ms: float
     results: list[SearchHit]
+    subgraph: Optional[Subgraph] = None
 
 
 class ContextBlockOut(BaseModel):

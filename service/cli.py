@@ -110,6 +110,80 @@ def mcp(
     run_mcp(settings, "stdio" if transport == "stdio" else "streamable-http", host, port)
 
 
+graph_app = typer.Typer(no_args_is_help=True, help="Inspect a collection's knowledge-graph memory.")
+app.add_typer(graph_app, name="graph")
+
+
+def _graph_collection(collection: str, data_dir: Optional[Path]):
+    from indexing.collection import CollectionNotFound, open_collection
+    from indexing.settings import load_settings
+
+    settings = load_settings(data_dir=data_dir)
+    try:
+        opened = open_collection(settings.data_dir, collection, settings.device)
+    except CollectionNotFound as exc:
+        raise typer.BadParameter(str(exc), param_hint="--collection") from exc
+    if opened.graph is None:
+        raise typer.BadParameter(f"collection {collection!r} has no graph memory (built with RAGMEM_GRAPH=false)",
+                                 param_hint="--collection")
+    return settings, opened
+
+
+def _chunk_labeller(opened):
+    from service.retrieval import citation
+
+    def label(row: int) -> str:
+        record = opened.store.chunks([row])[0]
+        return citation(record.title, record.chunk_index)
+    return label
+
+
+@graph_app.command("export")
+def graph_export(
+    collection: str = typer.Option(..., "--collection", help="A published collection."),
+    format: str = typer.Option("graphml", "--format", help="graphml (Gephi, yEd, Cytoscape)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default <collection>.graphml)."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+) -> None:
+    """Write the entity/chunk graph: relation, mention and synonym edges."""
+    _setup_logging(False)
+    from graphmem.export import write_graphml
+
+    if format != "graphml":
+        raise typer.BadParameter("only graphml is supported", param_hint="--format")
+    _, opened = _graph_collection(collection, data_dir)
+    path = write_graphml(opened.graph, out or Path(f"{collection}.graphml"), _chunk_labeller(opened))
+    info = opened.graph.describe()
+    typer.echo(f"wrote {path}: {info['entities']} entities, {info['chunks']} chunks, {info['relation_edges']} "
+               f"relation edges, {info['mention_edges']} mention edges, {info['synonym_edges']} synonym edges")
+
+
+@graph_app.command("show")
+def graph_show(
+    collection: str = typer.Option(..., "--collection"),
+    query: str = typer.Option(..., "--query", help="The question whose subgraph to draw."),
+    out: Path = typer.Option(Path("subgraph.png"), "--out"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
+) -> None:
+    """Draw the triples the graph channel links to QUERY and the chunks supporting them."""
+    _setup_logging(False)
+    from graphmem.export import draw_subgraph
+    from indexing.embedder import configure_query_serving
+    from service.retrieval import graph_for_query
+
+    settings, opened = _graph_collection(collection, data_dir)
+    if not query.strip():
+        raise typer.BadParameter("query must not be empty", param_hint="--query")
+    configure_query_serving(settings)
+    result = graph_for_query(opened, query)
+    path = draw_subgraph(opened.graph, result, out, _chunk_labeller(opened), title=query)
+    memory = opened.graph
+    for linked in result.triples:
+        t = linked.triple
+        typer.echo(f"{linked.score:.3f}  {memory.triple_text(t)}")
+    typer.echo(f"wrote {path} ({len(result.triples)} triples)")
+
+
 @app.command("eval")
 def eval_command(
     datasets: Optional[list[Path]] = typer.Argument(None, help="Benchmark files (layout detected from content)."),

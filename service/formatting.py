@@ -19,10 +19,13 @@ MAX_DOCUMENT_LINES = 200
 MAX_GRAPH_TRIPLES = 100
 
 _SCORE_MEANING = {
-    "hybrid": ("Relevance Score is the fused hybrid score in [0, 1]: the weighted mean of the BM25 score "
-               "divided by the best BM25 score for this query and the cosine similarity, so 1.0 = the best "
-               "lexical match of this query with cosine 1.0. Score Components shows the per-leg values "
-               "(raw bm25, bm25_norm, dense cosine, dense_norm, bm25_weight)."),
+    "hybrid": ("Relevance Score is the fused hybrid score in [0, 1]: the logistic of how many standard "
+               "deviations this chunk stands above the query's average candidate, averaged over the BM25 leg "
+               "(log-compressed) and the dense leg; 0.5 = average candidate, 0.88 = two deviations above. "
+               "Score Components shows the per-leg values (raw bm25, bm25_z, dense cosine, dense_z, bm25_weight)."),
+    "hybrid-maxnorm": ("Relevance Score is the weighted mean of the BM25 score divided by the best BM25 score "
+                       "for this query and the cosine similarity, in [0, 1]. Score Components shows the "
+                       "per-leg values."),
     "rrf": ("Relevance Score is reciprocal-rank fusion of the BM25 and dense rankings, rescaled to [0, 1] "
             "(1.0 = ranked first by both legs). Score Components shows the per-leg values."),
     "bm25": ("Relevance Score is the BM25 score divided by the best BM25 score for this query, in [0, 1] "

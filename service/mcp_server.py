@@ -8,7 +8,7 @@ Built on the official ``mcp`` SDK (2.x, ``mcp.server.mcpserver.MCPServer``). Thr
 * ``rag_document_stats(json_path)`` - what is indexed.
 
 Each also takes ``collection`` (a published collection name, used instead of ``json_path``) and
-the search tools take ``mode`` (hybrid | bm25 | dense | rrf). A ``json_path`` seen for the first
+the search tools take ``mode`` (hybrid | bm25 | dense | graph | hybrid+graph | rrf | hybrid-maxnorm). A ``json_path`` seen for the first
 time is indexed on the spot; MCP callers wait for that build (up to ``BUILD_WAIT_SECONDS``)
 instead of getting "retry later". Blocking work runs in worker threads so the server keeps
 answering other requests meanwhile.
@@ -72,7 +72,7 @@ MinDocs = Annotated[int, Field(description="With diverse: at least this many dis
 MaxPerDoc = Annotated[int, Field(description="With diverse: at most this many chunks from one document.")]
 CollectionName = Annotated[Optional[str], Field(description="Name of an already indexed collection to search "
                                                             "instead of json_path.")]
-Mode = Annotated[str, Field(description="Retrieval mode: hybrid (default), bm25, dense or rrf.")]
+Mode = Annotated[str, Field(description="Retrieval mode: hybrid (default), bm25, dense, graph, hybrid+graph, rrf or hybrid-maxnorm.")]
 MaxTokens = Annotated[int, Field(description="Token budget of the returned context.")]
 
 

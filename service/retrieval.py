@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 import faiss
 import numpy as np
 
+from graphmem.retrieve import GraphResult, graph_search
 from indexing.collection import Collection
+from indexing.lexical_index import top_rows
 from indexing.store import ChunkRecord
 from service import fusion
 
-MODES = ("hybrid", "bm25", "dense", "rrf")
+GRAPH_MODES = ("graph", "hybrid+graph")
+MODES = ("hybrid", "bm25", "dense", *GRAPH_MODES, *(name for name in fusion.FUSIONS if name != "hybrid"))
 DEFAULT_MODE = "hybrid"
 NEAR_DUPLICATE_COSINE = 0.95
 """Two chunks whose embeddings have cosine >= this are near-duplicates (reposted articles)."""
@@ -76,7 +79,8 @@ class SearchResult:
     hits: list[Hit]
     took_ms: float
     candidates: int = 0
-    extras: dict = field(default_factory=dict)
+    graph: GraphResult | None = None
+    """The graph channel's linked triples and entities (graph modes only)."""
 
 
 @dataclass
@@ -87,6 +91,7 @@ class Ranked:
     score: np.ndarray
     legs: dict[str, np.ndarray] = field(default_factory=dict)
     constants: dict[str, float] = field(default_factory=dict)
+    graph: GraphResult | None = None
 
     def components(self, position: int) -> dict[str, float]:
         """Built only for returned hits: dicts for every pooled candidate cost more than the fusion."""
@@ -152,25 +157,51 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
     if mode == "dense":
         rows, cos = _dense_top(collection, qvec, pool, mask)
         return Ranked(rows, np.clip(cos, 0.0, 1.0), {"dense": cos})
-    if mode not in ("hybrid", "rrf"):
+    if mode not in fusion.FUSIONS and mode not in GRAPH_MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-    dense_rows, _ = _dense_top(collection, qvec, pool, mask)
-    lexical = collection.lexical.search(terms, pool, mask, extra_rows=dense_rows)
-    rows, first = np.unique(np.concatenate([lexical.rows, dense_rows]), return_index=True)
+    dense_rows, dense_cos = _dense_top(collection, qvec, pool, mask)
+    graph = graph_rows = None
+    if mode in GRAPH_MODES:
+        graph = _graph_channel(collection, query, qvec, dense_rows, dense_cos)
+        graph_scores = graph.chunk_scores if mask is None else np.where(mask, graph.chunk_scores, 0.0)
+        graph_rows = top_rows(graph_scores, pool)
+        if mode == "graph":
+            mass = graph_scores[graph_rows]
+            best = float(mass[0]) if mass.size else 1.0
+            return Ranked(graph_rows, (mass / best).astype(np.float32), {"graph": mass}, graph=graph)
+    extra = dense_rows if graph_rows is None else np.concatenate([dense_rows, graph_rows])
+    lexical = collection.lexical.search(terms, pool, mask, extra_rows=extra)
+    rows, first = np.unique(np.concatenate([lexical.rows, extra]), return_index=True)
     if rows.size == 0:
-        return Ranked(rows, np.zeros(0, np.float32))
+        return Ranked(rows, np.zeros(0, np.float32), graph=graph)
     bm25 = np.concatenate([lexical.scores, lexical.extra_scores])[first]
     dense = collection.dense.reconstruct(rows) @ qvec[0]
-    legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32))
-    if mode == "rrf":
-        fused = fusion.rrf(legs)
-    else:
-        multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
-        fused = fusion.weighted(legs, fusion.adaptive_bm25_weight(query, multilingual))
-    return Ranked(fused.rows, fused.score,
-                  {"bm25": fused.bm25, "bm25_norm": fused.bm25_norm, "dense": fused.dense,
-                   "dense_norm": fused.dense_norm},
-                  {"bm25_weight": round(fused.bm25_weight, 4)})
+    legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32),
+                            graph=None if graph is None else graph.chunk_scores[rows])
+    multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
+    bm25_weight = fusion.adaptive_bm25_weight(query, multilingual)
+    fused = (fusion.zscore_with_graph(legs, bm25_weight) if mode == "hybrid+graph"
+             else fusion.FUSIONS[mode](legs, bm25_weight))
+    constants = {"bm25_weight": round(fused.bm25_weight, 4)}
+    if mode == "hybrid+graph":
+        constants["graph_weight"] = fusion.GRAPH_WEIGHT
+    return Ranked(fused.rows, fused.score, fused.components(), constants, graph=graph)
+
+
+def graph_for_query(collection: Collection, query: str, pool: int = 100) -> GraphResult:
+    """The graph channel alone (for ``include_subgraph`` in modes that do not use it)."""
+    qvec = collection.embedder.encode_query(query)
+    dense_rows, dense_cos = _dense_top(collection, qvec, pool, None)
+    return _graph_channel(collection, query, qvec, dense_rows, dense_cos)
+
+
+def _graph_channel(collection: Collection, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
+                   dense_cos: np.ndarray) -> GraphResult:
+    memory = collection.graph
+    if memory is None:
+        raise InvalidQuery(f"collection {collection.name!r} was built without the graph memory "
+                           "(RAGMEM_GRAPH=false); re-index it to use the graph modes")
+    return graph_search(memory, query, qvec, dense_rows, dense_cos, collection.graph_params)
 
 
 def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list[int]:
@@ -230,4 +261,4 @@ def search(collection: Collection, query: str, params: SearchParams) -> SearchRe
             for i, (p, record) in enumerate(zip(positions, records))]
     return SearchResult(query=query, collection=collection.name, build_id=collection.build_id, mode=params.mode,
                         hits=hits, took_ms=round((time.perf_counter() - started) * 1000, 3),
-                        candidates=len(ranked.rows))
+                        candidates=len(ranked.rows), graph=ranked.graph)

@@ -60,7 +60,7 @@ def test_seed_style_call_over_http(server):
         assert r["title"] == source[r["doc_index"]]["title"]
         doc_row = next(d["doc_row"] for d in collection.store.documents() if d["doc_id"] == r["doc_id"])
         assert collection.store.document_text(doc_row)[r["start_char"] : r["end_char"]] == r["content"]
-        assert {"bm25", "dense", "bm25_norm", "dense_norm"} <= set(r["scores"])
+        assert {"bm25", "dense", "bm25_z", "dense_z", "bm25_weight"} <= set(r["scores"])
     assert "大熊猫" in results[0]["title"]
 
     text = client.post("/rag_search", json={**seed_call(corpus), "format": "text"})
@@ -70,7 +70,7 @@ def test_seed_style_call_over_http(server):
 
 def test_modes_filters_and_include_content(server):
     client = server["client"]
-    for mode in ("bm25", "dense", "hybrid", "rrf"):
+    for mode in ("bm25", "dense", "hybrid", "rrf", "hybrid-maxnorm"):
         response = client.post("/rag_search", json={"query": "volcano magma", "collection": "named", "mode": mode,
                                                     "top_k": 3, "diverse": False})
         assert response.status_code == 200, response.text
@@ -171,3 +171,23 @@ def test_collections_health_metrics(server):
     assert 'ragmem_requests_total{endpoint="/collections/{name}",status="404"}' in metrics
     assert 'ragmem_collection_chunks{collection="named"}' in metrics
     assert re.search(r'ragmem_request_seconds_count\{endpoint="/rag_search",mode="bm25"\} [1-9]', metrics)
+
+
+def test_graph_modes_and_cited_subgraph(server):
+    client = server["client"]
+    body = {"query": "Jazz New Orleans blues ragtime", "collection": "named", "top_k": 5}
+    for mode in ("graph", "hybrid+graph"):
+        response = client.post("/rag_search", json={**body, "mode": mode})
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert results and all(0.0 <= r["score"] <= 1.0 for r in results)
+        assert "graph" in results[0]["scores"]
+    data = client.post("/rag_search", json={**body, "include_subgraph": True}).json()
+    subgraph = data["subgraph"]
+    assert subgraph["triples"] and len(subgraph["triples"]) <= 30
+    for triple in subgraph["triples"]:
+        assert triple["head"] and triple["relation"] and triple["tail"] and triple["citations"]
+        assert all(CITATION.match(c) for c in triple["citations"])
+    text = client.post("/rag_search", json={**body, "include_subgraph": True, "format": "text"}).text
+    assert "=== Evidence Graph ===" in text and " --" in text
+    assert client.post("/rag_search", json=body).json()["subgraph"] is None

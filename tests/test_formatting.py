@@ -8,7 +8,7 @@ from service.formatting import RULE, format_context_text, format_search_text, fo
 from service.retrieval import Hit, SearchResult
 
 LONG_TITLE = "如何更有效的将深度学习算法部署在计算资源有限的设备？澎湃号·湃客_澎湃新闻-The Paper 附加的标题尾巴"
-SCORES = {"bm25": 8.41234, "bm25_norm": 0.7312, "dense": 0.61249, "dense_norm": 0.61249, "bm25_weight": 0.7}
+SCORES = {"bm25": 8.41234, "bm25_z": 0.7312, "dense": 0.61249, "dense_z": 0.61249, "bm25_weight": 0.7}
 
 
 def record(doc_index: int, chunk_index: int, title: str, text: str, url: str = "") -> ChunkRecord:
@@ -46,7 +46,7 @@ def test_search_text_layout_matches_the_legacy_tool() -> None:
         f"Citation: {cite1}",
         RULE,
         "Relevance Score: 0.553",
-        "Score Components: bm25=8.412, bm25_norm=0.731, dense=0.612, dense_norm=0.612, bm25_weight=0.700",
+        "Score Components: bm25=8.412, bm25_z=0.731, dense=0.612, dense_z=0.612, bm25_weight=0.700",
         "Document Index: 49",
         "Chunk Index: 2",
         f"Title: {LONG_TITLE}",
@@ -87,7 +87,7 @@ def test_search_text_layout_matches_the_legacy_tool() -> None:
     guidance = text.split("CITATION GUIDANCE", 1)[1]
     assert "exact citation string" in guidance and cite1 in guidance
     assert "every chunk" in guidance
-    assert "[0, 1]" in guidance and "cosine 1.0" in guidance
+    assert "[0, 1]" in guidance and "standard deviations" in guidance
 
 
 def test_content_truncated_at_max_chars_with_note() -> None:

@@ -1,0 +1,644 @@
+"""The persisted knowledge-graph memory of one collection.
+
+Built once per collection from the chunks' texts, following two papers:
+
+* LatentGraphMem: every chunk contributes at most 32 (head, relation, tail) triples, and
+  every edge is also stored as a latent vector (the embedding of "head relation tail"), so
+  a question can be scored against edges and a top-k subgraph picked without walking.
+* HippoRAG 2: entity nodes and passage (chunk) nodes live in one graph — relation edges
+  between entities, mention edges from an entity to the chunks that name it, synonym
+  edges between entities whose names embed close together — and personalized PageRank
+  over it (:mod:`graphmem.ppr`) ranks chunks.
+
+Everything is kept as flat numpy arrays plus string lists, so the memory saves to an npz
+and a json file (no pickle) and loads without re-running extraction. The networkx view
+(:meth:`GraphMemory.graph`) is built lazily for inspection; the query path only needs
+:meth:`GraphMemory.transition`, which is assembled directly from the arrays because a
+networkx graph of millions of mention edges costs gigabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import faiss
+import networkx
+import numpy as np
+import scipy.sparse as sp
+from tqdm.auto import tqdm
+
+from graphmem.extraction import ExtractionLimits, extract, normalise_entity
+from graphmem.ppr import row_normalise
+
+__all__ = [
+    "ChunkText",
+    "GraphLimits",
+    "GraphMemory",
+    "build_graph",
+    "load_graph",
+    "save_graph",
+]
+
+log = logging.getLogger("ragmem.graphmem.memory")
+
+FORMAT_VERSION = 1
+ARRAYS_FILE = "graph_arrays.npz"
+STRINGS_FILE = "graph_strings.json"
+
+ENCODE_BATCH = 512
+"""Texts per ``encode`` call: big enough for an efficient model batch, small enough that
+progress is reported and a slow encoder never holds tens of thousands of texts at once."""
+
+EXACT_SYNONYM_MAX = 100_000
+"""Up to this many entities the synonym search is exact (flat inner product, O(E²·dim));
+beyond it an HNSW graph keeps the build near-linear at the cost of missing a few pairs."""
+
+_PROGRESS_EVERY = 0.01  # report extraction progress every ~1% of the chunks
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """Size caps and synonym settings; they keep the graph linear in the corpus size."""
+
+    max_triples_per_chunk: int = 32
+    """LatentGraphMem's per-chunk cap."""
+    max_mentions_per_chunk: int = 64
+    max_triples: int = 500_000
+    """Global edge capacity per collection; the most-supported triples are kept."""
+    synonym_threshold: float = 0.90
+    """Minimum cosine between entity-name embeddings for a synonym edge."""
+    synonym_neighbours: int = 5
+    """Nearest other entities considered per entity (HippoRAG 2 style kNN)."""
+
+
+@dataclass
+class ChunkText:
+    """One chunk to extract from; ``row`` is its chunk row in the collection's store."""
+
+    row: int
+    text: str
+    title: str
+
+
+@dataclass(eq=False)  # numpy fields make a generated __eq__ ambiguous; compare fields explicitly
+class GraphMemory:
+    """Entities, triples, their provenance and embeddings for one collection.
+
+    Entity ids and triple ids are row indices into the aligned lists/arrays. Chunk rows
+    refer to the collection's chunk store; ``n_chunks`` fixes the chunk node range.
+    Treat an instance as immutable once built: the graph and transition caches assume it.
+    """
+
+    entity_keys: list[str]
+    entity_names: list[str]
+    entity_kinds: list[str]
+    entity_chunks: list[np.ndarray]
+    """Per entity: sorted, unique chunk rows mentioning it (int32)."""
+    triple_head: np.ndarray
+    triple_tail: np.ndarray
+    triple_relation: list[str]
+    triple_chunks: list[np.ndarray]
+    """Per triple: sorted, unique chunk rows supporting it (int32)."""
+    triple_spans: list[list[tuple[int, int, int]]]
+    """Per triple: (chunk_row, start, end) evidence spans, offsets into that chunk's text."""
+    entity_vectors: np.ndarray
+    triple_vectors: np.ndarray
+    synonyms: list[tuple[int, int, float]]
+    """(i, j, cosine) with i < j, sorted."""
+    n_chunks: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    limits: GraphLimits = field(default_factory=GraphLimits)
+    _graph: networkx.Graph | None = field(default=None, init=False, repr=False)
+    _transition: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def n_entities(self) -> int:
+        return len(self.entity_keys)
+
+    @property
+    def n_triples(self) -> int:
+        return len(self.triple_relation)
+
+    def triple_text(self, i: int) -> str:
+        """The text a triple is embedded as: "head relation tail" with display names."""
+        return f"{self.entity_names[self.triple_head[i]]} {self.triple_relation[i]} {self.entity_names[self.triple_tail[i]]}"
+
+    def node_list(self) -> list[tuple[str, int]]:
+        """All nodes in matrix order: entities ("e", id) first, then chunks ("c", row)."""
+        return [("e", i) for i in range(self.n_entities)] + [("c", r) for r in range(self.n_chunks)]
+
+    def graph(self) -> networkx.Graph:
+        """Undirected entity + chunk graph (built on first use, then cached).
+
+        Relation edges e–e weigh 1 per supporting chunk (all relations between the pair
+        add up; attributes ``relations`` and ``triples`` list them). Mention edges e–c
+        weigh 1 (``mention=True``). Synonym edges weigh the cosine (``synonym=True``); on a
+        pair that also has a relation edge the cosine is added to that edge's weight.
+        """
+        with self._lock:
+            if self._graph is None:
+                self._graph = self._build_networkx()
+            return self._graph
+
+    def transition(self) -> sp.csr_matrix:
+        """Row-stochastic transition matrix over :meth:`node_list`, cached.
+
+        Equal to ``transition_matrix(self.graph(), self.node_list())`` but assembled from
+        the arrays, so a service can run PPR without ever building the networkx graph.
+        """
+        with self._lock:
+            if self._transition is None:
+                self._transition = row_normalise(self._adjacency())
+            return self._transition
+
+    def describe(self) -> dict:
+        """Sizes, limits and build timings, for ingest reports and the API."""
+        relation_pairs = _undirected_pairs(self.triple_head, self.triple_tail)
+        return {
+            "entities": self.n_entities,
+            "triples": self.n_triples,
+            "relation_edges": int(relation_pairs.shape[0]),
+            "mention_edges": int(sum(len(c) for c in self.entity_chunks)),
+            "synonym_edges": len(self.synonyms),
+            "chunks": self.n_chunks,
+            "dimension": int(self.entity_vectors.shape[1]) if self.entity_vectors.ndim == 2 else 0,
+            "limits": asdict(self.limits),
+            "stage_seconds": dict(self.stage_seconds),
+        }
+
+    # ------------------------------------------------------------------ internals
+
+    def _adjacency(self) -> sp.coo_matrix:
+        """Symmetric weight matrix of :meth:`graph`, built with numpy only."""
+        e = self.n_entities
+        n = e + self.n_chunks
+        support = np.fromiter((len(c) for c in self.triple_chunks), dtype=np.float64, count=self.n_triples)
+        heads = self.triple_head.astype(np.int64)
+        tails = self.triple_tail.astype(np.int64)
+        keep = heads != tails
+        heads, tails, support = heads[keep], tails[keep], support[keep]
+        mention_entities = np.repeat(
+            np.arange(e, dtype=np.int64), [len(c) for c in self.entity_chunks]
+        ) if e else np.zeros(0, dtype=np.int64)
+        mention_chunks = (
+            np.concatenate(self.entity_chunks).astype(np.int64) + e if e else np.zeros(0, dtype=np.int64)
+        )
+        syn = np.asarray([(i, j) for i, j, _ in self.synonyms], dtype=np.int64).reshape(-1, 2)
+        syn_w = np.asarray([w for _, _, w in self.synonyms], dtype=np.float64)
+        src = np.concatenate([heads, mention_entities, syn[:, 0]])
+        dst = np.concatenate([tails, mention_chunks, syn[:, 1]])
+        weights = np.concatenate([support, np.ones(len(mention_entities)), syn_w])
+        return sp.coo_matrix(
+            (np.concatenate([weights, weights]), (np.concatenate([src, dst]), np.concatenate([dst, src]))),
+            shape=(n, n),
+        )
+
+    def _build_networkx(self) -> networkx.Graph:
+        g = networkx.Graph()
+        g.add_nodes_from(self.node_list())
+        for t in range(self.n_triples):
+            h, tl = int(self.triple_head[t]), int(self.triple_tail[t])
+            if h == tl:
+                continue
+            u, v = ("e", h), ("e", tl)
+            support = float(len(self.triple_chunks[t]))
+            data = g.get_edge_data(u, v)
+            if data is None:
+                g.add_edge(u, v, weight=support, relations=[self.triple_relation[t]], triples=[t])
+            else:
+                data["weight"] += support
+                data["relations"].append(self.triple_relation[t])
+                data["triples"].append(t)
+        for i, rows in enumerate(self.entity_chunks):
+            g.add_edges_from(((("e", i), ("c", int(r))) for r in rows), weight=1.0, mention=True)
+        for i, j, cosine in self.synonyms:
+            u, v = ("e", i), ("e", j)
+            data = g.get_edge_data(u, v)
+            if data is None:
+                g.add_edge(u, v, weight=float(cosine), synonym=True, cosine=float(cosine))
+            else:
+                data["weight"] += float(cosine)
+                data["synonym"] = True
+                data["cosine"] = float(cosine)
+        return g
+
+
+# ---------------------------------------------------------------------- building
+
+
+class _EntityStats:
+    """Accumulates one entity's surfaces, kinds and chunk rows while extracting."""
+
+    __slots__ = ("surfaces", "kinds", "rows", "fallback_name")
+
+    def __init__(self) -> None:
+        self.surfaces: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.rows: list[int] = []
+        self.fallback_name = ""
+
+    def add_row(self, row: int) -> None:
+        if not self.rows or self.rows[-1] != row:
+            self.rows.append(row)
+
+
+class _TripleStats:
+    __slots__ = ("rows", "spans")
+
+    def __init__(self) -> None:
+        self.rows: list[int] = []
+        self.spans: list[tuple[int, int, int]] = []
+
+
+def build_graph(
+    chunks: Sequence[ChunkText],
+    encode: Callable[[list[str]], np.ndarray],
+    limits: GraphLimits = GraphLimits(),
+    progress: Callable[[str, float], None] | None = None,
+    show_progress: bool = False,
+) -> GraphMemory:
+    """Extract, merge, cap, embed and link the knowledge graph of a chunk collection.
+
+    ``encode`` maps texts to L2-normalised float32 rows (the collection's embedder); it is
+    called in batches of :data:`ENCODE_BATCH`. ``progress(stage, fraction)`` is called now
+    and then for each stage ("extract", "graph", "embed", "synonyms") so a long ingest can
+    report where it is. Chunk rows must be non-negative; ``n_chunks`` becomes the largest
+    row + 1 so chunk node ids equal chunk rows even when some rows are absent.
+    """
+    report = progress or (lambda stage, fraction: None)
+    seconds: dict[str, float] = {}
+    extraction_limits = ExtractionLimits(
+        max_triples=limits.max_triples_per_chunk, max_mentions=limits.max_mentions_per_chunk
+    )
+
+    # ---- 1. extract per chunk, merging entities and triples as we go
+    started = time.perf_counter()
+    entity_ids: dict[str, int] = {}
+    entities: list[_EntityStats] = []
+    triple_ids: dict[tuple[int, str, int], int] = {}
+    triples: list[_TripleStats] = []
+    n_chunks = 0
+
+    def entity(key: str) -> tuple[int, _EntityStats]:
+        eid = entity_ids.get(key)
+        if eid is None:
+            eid = entity_ids[key] = len(entities)
+            entities.append(_EntityStats())
+        return eid, entities[eid]
+
+    total = len(chunks)
+    step = max(1, int(total * _PROGRESS_EVERY))
+    for done, chunk in enumerate(
+        tqdm(chunks, desc="graph: extract", unit="chunk", disable=not show_progress), start=1
+    ):
+        row = int(chunk.row)
+        if row < 0:
+            raise ValueError(f"chunk row must be non-negative, got {row}")
+        n_chunks = max(n_chunks, row + 1)
+        found = extract(chunk.text or "", chunk.title or None, extraction_limits)
+        for m in found.mentions:
+            _, stats = entity(m.key)
+            stats.surfaces[m.surface] += 1
+            stats.kinds[m.kind] += 1
+            stats.add_row(row)
+        # Title-keyed corpora: the chunk is about its document's subject even when the
+        # title is not repeated in it, and title-headed triples point at that node.
+        title_key = normalise_entity(chunk.title) if chunk.title else ""
+        if title_key:
+            _, stats = entity(title_key)
+            if not stats.fallback_name:
+                stats.fallback_name = chunk.title.strip()
+            stats.add_row(row)
+        for t in found.triples:
+            head, head_stats = entity(t.head)
+            tail, tail_stats = entity(t.tail)
+            for key, stats in ((t.head, head_stats), (t.tail, tail_stats)):
+                if not stats.surfaces and not stats.fallback_name:  # defensive: unseen key
+                    stats.fallback_name = key
+                stats.add_row(row)
+            ident = (head, t.relation, tail)
+            tid = triple_ids.get(ident)
+            if tid is None:
+                tid = triple_ids[ident] = len(triples)
+                triples.append(_TripleStats())
+            tstats = triples[tid]
+            if not tstats.rows or tstats.rows[-1] != row:
+                tstats.rows.append(row)
+            tstats.spans.append((row, int(t.start), int(t.end)))
+        if done % step == 0:
+            report("extract", done / total)
+    seconds["extract"] = time.perf_counter() - started
+    report("extract", 1.0)
+
+    # ---- 2. entity attributes, triple merge and global cap
+    started = time.perf_counter()
+    entity_keys = list(entity_ids)
+    entity_names = [
+        s.surfaces.most_common(1)[0][0] if s.surfaces else (s.fallback_name or k)
+        for k, s in zip(entity_keys, entities)
+    ]
+    entity_kinds = [s.kinds.most_common(1)[0][0] if s.kinds else "title" for s in entities]
+    entity_chunks = [np.unique(np.asarray(s.rows, dtype=np.int32)) for s in entities]
+    del entities
+
+    idents = list(triple_ids)
+    triple_rows = [np.unique(np.asarray(t.rows, dtype=np.int32)) for t in triples]
+    order = list(range(len(idents)))
+    cap = max(0, int(limits.max_triples))
+    if len(order) > cap:
+        # Most-supported first; Python's sort is stable, so ties keep first-seen order.
+        kept = sorted(order, key=lambda i: -len(triple_rows[i]))[:cap]
+        order = sorted(kept)
+        log.info("graph memory: kept %d of %d triples (max_triples)", cap, len(idents))
+    triple_head = np.asarray([idents[i][0] for i in order], dtype=np.int32)
+    triple_tail = np.asarray([idents[i][2] for i in order], dtype=np.int32)
+    triple_relation = [idents[i][1] for i in order]
+    triple_chunks = [triple_rows[i] for i in order]
+    triple_spans = [triples[i].spans for i in order]
+    del triples, triple_ids, triple_rows
+    seconds["graph"] = time.perf_counter() - started
+    report("graph", 1.0)
+
+    # ---- 3. embeddings of entity names and triple texts
+    started = time.perf_counter()
+    triple_texts = [
+        f"{entity_names[h]} {r} {entity_names[t]}" for h, r, t in zip(triple_head, triple_relation, triple_tail)
+    ]
+    vectors = _encode_all(encode, [entity_names, triple_texts], report, show_progress)
+    entity_vectors, triple_vectors = vectors
+    seconds["embed"] = time.perf_counter() - started
+    report("embed", 1.0)
+
+    # ---- 4. synonym edges between entities whose names embed close together
+    started = time.perf_counter()
+    synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_threshold)
+    seconds["synonyms"] = time.perf_counter() - started
+    report("synonyms", 1.0)
+
+    memory = GraphMemory(
+        entity_keys=entity_keys,
+        entity_names=entity_names,
+        entity_kinds=entity_kinds,
+        entity_chunks=entity_chunks,
+        triple_head=triple_head,
+        triple_tail=triple_tail,
+        triple_relation=triple_relation,
+        triple_chunks=triple_chunks,
+        triple_spans=triple_spans,
+        entity_vectors=entity_vectors,
+        triple_vectors=triple_vectors,
+        synonyms=synonyms,
+        n_chunks=n_chunks,
+        stage_seconds={k: round(v, 4) for k, v in seconds.items()},
+        limits=limits,
+    )
+    log.info(
+        "graph memory: %d chunks, %d entities, %d triples, %d synonym edges in %.1fs",
+        n_chunks, memory.n_entities, memory.n_triples, len(synonyms), sum(seconds.values()),
+    )
+    return memory
+
+
+def _encode_all(
+    encode: Callable[[list[str]], np.ndarray],
+    groups: list[list[str]],
+    report: Callable[[str, float], None],
+    show_progress: bool,
+) -> list[np.ndarray]:
+    """Embed each group of texts in batches; identical texts are embedded once.
+
+    The dimension comes from ``encode([])`` when the encoder reports it, else from the
+    first non-empty batch, else it is 0 (nothing was ever encoded).
+    """
+    dim: int | None = None
+    try:
+        probe = np.asarray(encode([]))
+        if probe.ndim == 2 and probe.shape[0] == 0 and probe.shape[1] > 0:
+            dim = int(probe.shape[1])
+    except Exception:  # an encoder may refuse an empty batch; the first real batch tells
+        log.debug("encode([]) failed; taking the dimension from the first batch", exc_info=True)
+
+    uniques: list[list[str]] = []
+    inverses: list[np.ndarray] = []
+    for texts in groups:
+        index: dict[str, int] = {}
+        inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+        uniques.append(list(index))
+        inverses.append(inverse)
+    total = sum(len(u) for u in uniques)
+    done = 0
+    encoded: list[np.ndarray | None] = []
+    with tqdm(total=total, desc="graph: embed", unit="text", disable=not show_progress) as bar:
+        for texts in uniques:
+            parts: list[np.ndarray] = []
+            for start in range(0, len(texts), ENCODE_BATCH):
+                batch = texts[start : start + ENCODE_BATCH]
+                out = np.asarray(encode(batch), dtype=np.float32)
+                if out.ndim != 2 or out.shape[0] != len(batch):
+                    raise ValueError(f"encode returned shape {out.shape} for {len(batch)} texts")
+                if dim is None:
+                    dim = int(out.shape[1])
+                elif out.shape[1] != dim:
+                    raise ValueError(f"encode returned dimension {out.shape[1]}, expected {dim}")
+                parts.append(_l2_normalise(out))
+                done += len(batch)
+                bar.update(len(batch))
+                report("embed", done / total)
+            encoded.append(np.concatenate(parts) if parts else None)
+    dim = dim or 0
+    result = []
+    for vectors, inverse in zip(encoded, inverses):
+        if vectors is None:
+            result.append(np.zeros((0, dim), dtype=np.float32))
+        else:
+            result.append(np.ascontiguousarray(vectors[inverse], dtype=np.float32))
+    return result
+
+
+def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
+    """Re-normalise defensively: inner product must equal cosine; zero rows stay zero."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    np.divide(vectors, norms, out=vectors, where=norms > 0)
+    return vectors
+
+
+def _synonym_pairs(vectors: np.ndarray, neighbours: int, threshold: float) -> list[tuple[int, int, float]]:
+    """kNN synonym edges (HippoRAG 2): each entity's ``neighbours`` nearest other entities
+    with cosine >= ``threshold``, as deduplicated (i < j, cosine) pairs."""
+    e = vectors.shape[0]
+    if e < 2 or neighbours <= 0 or vectors.ndim != 2 or vectors.shape[1] == 0:
+        return []
+    data = np.ascontiguousarray(vectors, dtype=np.float32)
+    dim = data.shape[1]
+    if e <= EXACT_SYNONYM_MAX:
+        index = faiss.IndexFlatIP(dim)
+    else:
+        index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = max(64, 4 * neighbours)
+    index.add(data)
+    k = min(e, neighbours + 1)  # +1: an entity finds itself (or an identical twin) first
+    lo_parts: list[np.ndarray] = []
+    hi_parts: list[np.ndarray] = []
+    score_parts: list[np.ndarray] = []
+    block = 16_384
+    for start in range(0, e, block):
+        scores, ids = index.search(data[start : start + block], k)
+        own = np.arange(start, start + ids.shape[0], dtype=np.int64)[:, None]
+        valid = (ids >= 0) & (ids != own)
+        # the first `neighbours` other entities of each row (results come best first)
+        take = valid & (np.cumsum(valid, axis=1) <= neighbours) & (scores >= threshold)
+        i = np.broadcast_to(own, ids.shape)[take]
+        j = ids[take].astype(np.int64)
+        lo_parts.append(np.minimum(i, j))
+        hi_parts.append(np.maximum(i, j))
+        score_parts.append(np.minimum(scores[take].astype(np.float64), 1.0))
+    lo = np.concatenate(lo_parts)
+    hi = np.concatenate(hi_parts)
+    cos = np.concatenate(score_parts)
+    if lo.size == 0:
+        return []
+    # dedupe (i, j) found from both ends, keeping the higher score
+    order = np.lexsort((-cos, hi, lo))
+    lo, hi, cos = lo[order], hi[order], cos[order]
+    first = np.ones(lo.size, dtype=bool)
+    first[1:] = (lo[1:] != lo[:-1]) | (hi[1:] != hi[:-1])
+    return [(int(a), int(b), float(c)) for a, b, c in zip(lo[first], hi[first], cos[first])]
+
+
+def _undirected_pairs(heads: np.ndarray, tails: np.ndarray) -> np.ndarray:
+    if len(heads) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = np.stack([np.minimum(heads, tails), np.maximum(heads, tails)], axis=1).astype(np.int64)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    return np.unique(pairs, axis=0)
+
+
+# ---------------------------------------------------------------------- persistence
+
+
+def _ragged_to_csr(parts: list[np.ndarray], dtype: type) -> tuple[np.ndarray, np.ndarray]:
+    offsets = np.zeros(len(parts) + 1, dtype=np.int64)
+    if parts:
+        offsets[1:] = np.cumsum([len(p) for p in parts])
+        values = np.concatenate([np.asarray(p, dtype=dtype) for p in parts]) if offsets[-1] else np.zeros(0, dtype)
+    else:
+        values = np.zeros(0, dtype=dtype)
+    return offsets, values.astype(dtype, copy=False)
+
+
+def _csr_to_ragged(offsets: np.ndarray, values: np.ndarray) -> list[np.ndarray]:
+    return [values[offsets[i] : offsets[i + 1]] for i in range(len(offsets) - 1)]
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    """Write next to the target and rename, so a crash never leaves half a file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_graph(memory: GraphMemory, directory: Path) -> None:
+    """Persist ``memory`` as ``graph_arrays.npz`` (numbers) and ``graph_strings.json`` (text).
+
+    Ragged per-entity / per-triple lists are stored CSR-style (offsets + values). No
+    pickle: both files load with ``allow_pickle=False`` / plain json.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    ec_offsets, ec_rows = _ragged_to_csr(memory.entity_chunks, np.int32)
+    tc_offsets, tc_rows = _ragged_to_csr(memory.triple_chunks, np.int32)
+    span_offsets = np.zeros(memory.n_triples + 1, dtype=np.int64)
+    span_offsets[1:] = np.cumsum([len(s) for s in memory.triple_spans]) if memory.n_triples else []
+    spans = np.asarray([s for spans in memory.triple_spans for s in spans], dtype=np.int64).reshape(-1, 3)
+    arrays = {
+        "entity_chunks_offsets": ec_offsets,
+        "entity_chunks_rows": ec_rows,
+        "triple_head": np.asarray(memory.triple_head, dtype=np.int32),
+        "triple_tail": np.asarray(memory.triple_tail, dtype=np.int32),
+        "triple_chunks_offsets": tc_offsets,
+        "triple_chunks_rows": tc_rows,
+        "triple_spans_offsets": span_offsets,
+        "triple_spans": spans,
+        "entity_vectors": np.ascontiguousarray(memory.entity_vectors, dtype=np.float32),
+        "triple_vectors": np.ascontiguousarray(memory.triple_vectors, dtype=np.float32),
+        "synonym_pairs": np.asarray([(i, j) for i, j, _ in memory.synonyms], dtype=np.int32).reshape(-1, 2),
+        "synonym_scores": np.asarray([c for _, _, c in memory.synonyms], dtype=np.float64),
+    }
+
+    def write_arrays(path: Path) -> None:
+        with open(path, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    strings = {
+        "format_version": FORMAT_VERSION,
+        "n_chunks": int(memory.n_chunks),
+        "entity_keys": memory.entity_keys,
+        "entity_names": memory.entity_names,
+        "entity_kinds": memory.entity_kinds,
+        "triple_relation": memory.triple_relation,
+        "stage_seconds": memory.stage_seconds,
+        "limits": asdict(memory.limits),
+    }
+
+    def write_strings(path: Path) -> None:
+        # surrogatepass: text from arbitrary documents may hold lone surrogates.
+        path.write_bytes(json.dumps(strings, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+
+    _write_atomic(directory / ARRAYS_FILE, write_arrays)
+    _write_atomic(directory / STRINGS_FILE, write_strings)
+
+
+def load_graph(directory: Path) -> GraphMemory:
+    """Load a memory written by :func:`save_graph`, checking that the files agree."""
+    directory = Path(directory)
+    strings = json.loads((directory / STRINGS_FILE).read_bytes().decode("utf-8", "surrogatepass"))
+    version = strings.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"unsupported graph memory format {version!r} in {directory}")
+    with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
+        a = {name: npz[name] for name in npz.files}
+    n_entities = len(strings["entity_keys"])
+    n_triples = len(strings["triple_relation"])
+    if (
+        len(a["entity_chunks_offsets"]) != n_entities + 1
+        or len(a["triple_head"]) != n_triples
+        or len(a["triple_chunks_offsets"]) != n_triples + 1
+        or len(a["triple_spans_offsets"]) != n_triples + 1
+        or a["entity_vectors"].shape[0] != n_entities
+        or a["triple_vectors"].shape[0] != n_triples
+    ):
+        raise ValueError(f"graph memory files in {directory} are inconsistent")
+    spans = a["triple_spans"]
+    span_offsets = a["triple_spans_offsets"]
+    triple_spans = [
+        [(int(r), int(s), int(e)) for r, s, e in spans[span_offsets[i] : span_offsets[i + 1]].tolist()]
+        for i in range(n_triples)
+    ]
+    limits = GraphLimits(**strings.get("limits", {}))
+    return GraphMemory(
+        entity_keys=list(strings["entity_keys"]),
+        entity_names=list(strings["entity_names"]),
+        entity_kinds=list(strings["entity_kinds"]),
+        entity_chunks=_csr_to_ragged(a["entity_chunks_offsets"], a["entity_chunks_rows"]),
+        triple_head=a["triple_head"],
+        triple_tail=a["triple_tail"],
+        triple_relation=list(strings["triple_relation"]),
+        triple_chunks=_csr_to_ragged(a["triple_chunks_offsets"], a["triple_chunks_rows"]),
+        triple_spans=triple_spans,
+        entity_vectors=a["entity_vectors"],
+        triple_vectors=a["triple_vectors"],
+        synonyms=[(int(i), int(j), float(c)) for (i, j), c in zip(a["synonym_pairs"].tolist(), a["synonym_scores"].tolist())],
+        n_chunks=int(strings["n_chunks"]),
+        stage_seconds={k: float(v) for k, v in strings.get("stage_seconds", {}).items()},
+        limits=limits,
+    )

@@ -1,0 +1,128 @@
+"""Personalized PageRank over the knowledge-graph memory (HippoRAG 2's retrieval walk).
+
+HippoRAG 2 seeds a random walk on entity and passage nodes with the query's matches and
+ranks passages by where the walk settles. ``networkx.pagerank`` computes the same thing,
+but it rebuilds a sparse matrix from the graph's Python dicts on every call, which costs
+far more than the walk itself on a 10^6-edge graph. Here the row-normalised transition
+matrix is built once per collection (:func:`transition_matrix`) and each query only runs
+the sparse power iteration (:func:`personalized_pagerank`): no Python loop over nodes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Hashable, Sequence
+
+import networkx
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["personalized_pagerank", "row_normalise", "transition_matrix"]
+
+log = logging.getLogger("ragmem.graphmem.ppr")
+
+
+def row_normalise(weights: sp.spmatrix | sp.sparray) -> sp.csr_matrix:
+    """Divide each row of a non-negative weight matrix by its sum; all-zero rows stay zero.
+
+    Shared by :func:`transition_matrix` and the graph memory, which builds its weight
+    matrix straight from arrays so that the service never needs the networkx graph.
+    """
+    matrix = sp.csr_matrix(weights, dtype=np.float64)
+    matrix.sum_duplicates()
+    if matrix.nnz and matrix.data.min() < 0:
+        raise ValueError("edge weights must be non-negative")
+    sums = np.asarray(matrix.sum(axis=1)).ravel()
+    inverse = np.zeros_like(sums)
+    np.divide(1.0, sums, out=inverse, where=sums > 0)
+    # Scale each stored value by its row's factor; cheaper than a diagonal product.
+    matrix.data *= np.repeat(inverse, np.diff(matrix.indptr))
+    matrix.eliminate_zeros()
+    return matrix
+
+
+def transition_matrix(graph: networkx.Graph, nodes: Sequence[Hashable]) -> sp.csr_matrix:
+    """Row-stochastic transition matrix of ``graph`` in the order of ``nodes``.
+
+    Row ``i`` holds the probabilities of stepping from ``nodes[i]`` to each node: its
+    out-edge weights (attribute ``"weight"``, default 1.0) divided by their sum. An
+    undirected edge can be walked both ways; parallel edges of a multigraph add up. Rows of
+    nodes without (positive) out-weight are all zero: the walk treats them as dangling.
+    ``nodes`` fixes the index space: nodes missing from the graph become isolated rows,
+    and graph nodes (with their edges) not listed in ``nodes`` are left out.
+    """
+    index = {node: i for i, node in enumerate(nodes)}
+    if len(index) != len(nodes):
+        raise ValueError("nodes must not contain duplicates")
+    n = len(nodes)
+    rows: list[int] = []
+    cols: list[int] = []
+    weights: list[float] = []
+    for u, v, w in graph.edges(data="weight", default=1.0):
+        i = index.get(u)
+        j = index.get(v)
+        if i is None or j is None:
+            continue
+        w = 1.0 if w is None else float(w)
+        rows.append(i)
+        cols.append(j)
+        weights.append(w)
+        if not graph.is_directed() and i != j:  # a self-loop is one step, not two
+            rows.append(j)
+            cols.append(i)
+            weights.append(w)
+    adjacency = sp.coo_matrix(
+        (np.asarray(weights, dtype=np.float64), (np.asarray(rows, dtype=np.int64), np.asarray(cols, dtype=np.int64))),
+        shape=(n, n),
+    )
+    return row_normalise(adjacency)
+
+
+def personalized_pagerank(
+    transition: sp.csr_matrix | sp.csr_array,
+    seeds: np.ndarray,
+    damping: float = 0.5,
+    tol: float = 1e-8,
+    max_iter: int = 100,
+) -> np.ndarray:
+    """Stationary distribution of a walk that follows an edge with probability ``damping``
+    and otherwise restarts at the seeds.
+
+    Iterates ``p = (1-d)·s + d·(Pᵀ p) + d·(mass on dangling rows)·s`` from ``p = s``,
+    where ``s`` is ``seeds`` normalised to sum 1 (all zeros mean uniform, i.e. plain
+    PageRank). ``damping`` is networkx's ``alpha``; HippoRAG uses 0.5, which keeps most
+    mass within a couple of hops of the seeds — what multi-hop QA needs. Convergence uses
+    networkx's test (L1 change < n·tol); if ``max_iter`` is hit, a warning is logged and
+    the last iterate is returned rather than failing a query. The result sums to 1.
+    """
+    if not 0.0 <= damping < 1.0:
+        raise ValueError(f"damping must be in [0, 1), got {damping}")
+    n = transition.shape[0]
+    if transition.shape != (n, n):
+        raise ValueError(f"transition must be square, got shape {transition.shape}")
+    s = np.asarray(seeds, dtype=np.float64).ravel()
+    if s.shape[0] != n:
+        raise ValueError(f"seeds has {s.shape[0]} entries for {n} nodes")
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    if not np.all(np.isfinite(s)) or s.min() < 0:
+        raise ValueError("seeds must be finite and non-negative")
+    total = s.sum()
+    s = s / total if total > 0 else np.full(n, 1.0 / n)
+
+    # Pᵀ as CSR makes each step one sparse mat-vec; rows summing to ~0 are dangling.
+    forward = sp.csr_matrix(transition, dtype=np.float64)
+    backward = forward.T.tocsr()
+    dangling = np.asarray(forward.sum(axis=1)).ravel() <= 1e-12
+    restart = 1.0 - damping
+
+    p = s.copy()
+    for _ in range(max_iter):
+        previous = p
+        p = damping * (backward @ previous)
+        p += (restart + damping * previous[dangling].sum()) * s
+        if np.abs(p - previous).sum() < n * tol:
+            break
+    else:
+        log.warning("personalized PageRank did not converge in %d iterations (tol=%g)", max_iter, tol)
+    return p / p.sum()
