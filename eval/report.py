@@ -33,13 +33,60 @@ def markdown_tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+LEGS = ("bm25", "dense")
+NON_GRAPH = ("hybrid", "bm25", "dense", "rrf", "hybrid-maxnorm", "seed-baseline")
+
+
+def rule_checks(results: dict, metric: str = "recall@5") -> str:
+    """The acceptance rules of the fusion and graph work, checked on this run's numbers."""
+    lines = ["### Rule checks (Recall@5)", ""]
+    for name, data in results["datasets"].items():
+        modes = data["modes"]
+        for default in ("hybrid", "hybrid+graph"):
+            if default not in modes:
+                continue
+            others = {m: row[metric] for m, row in modes.items() if m != default
+                      and (default == "hybrid+graph" or m in LEGS)}
+            if not others:
+                continue
+            best_mode = max(others, key=others.get)
+            value = modes[default][metric]
+            margin = (value - others[best_mode]) * 100
+            verdict = "PASS" if margin >= -0.5 else "FAIL"
+            lines.append(f"- {name}: `{default}` {value:.3f} vs best {'leg' if default == 'hybrid' else 'other mode'}"
+                         f" `{best_mode}` {others[best_mode]:.3f} ({margin:+.1f} pt): **{verdict}** (≥ −0.5 pt)")
+        if "hybrid+graph" in modes:
+            non_graph = {m: row[metric] for m, row in modes.items() if m in NON_GRAPH}
+            best_mode = max(non_graph, key=non_graph.get)
+            gain = (modes["hybrid+graph"][metric] - non_graph[best_mode]) * 100
+            lines.append(f"  - graph gain: `hybrid+graph` {gain:+.1f} pt over the best non-graph mode `{best_mode}`")
+    return "\n".join(lines) + "\n"
+
+
+def build_lines(results: dict) -> str:
+    """Index and graph build cost of each dataset's collection (from its manifest)."""
+    lines = ["### Collection builds (from each build's manifest; cached builds are reused across runs)", "",
+             "| dataset | chunks | embed s | graph s | graph s per 1,000 chunks | entities | triples |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for name, data in results["datasets"].items():
+        build = data.get("build") or {}
+        stages, graph = build.get("stage_seconds", {}), build.get("graph") or {}
+        graph_s = stages.get("graph")
+        per_k = f"{graph_s / data['chunks'] * 1000:.0f}" if graph_s and data["chunks"] else "–"
+        lines.append(f"| {name} | {data['chunks']} | {stages.get('embed', 0):.0f} | "
+                     f"{graph_s if graph_s is None else round(graph_s)} | {per_k} | {graph.get('entities', '–')} | "
+                     f"{graph.get('triples', '–')} |")
+    return "\n".join(lines) + "\n"
+
+
 def write_report(results: dict, path: Path) -> None:
     config = results["config"]
     header = [f"# Eval run {results['run_id']}", "",
               f"Modes: {', '.join(config['modes'])}. Embedder: {config['embed_model']}. "
               f"{'Queries sent to ' + config['url'] if config.get('url') else 'In-process retrieval (service code).'}",
               "Bold = best in column.", ""]
-    path.write_text("\n".join(header) + markdown_tables(results))
+    path.write_text("\n".join(header) + markdown_tables(results) + "\n" + rule_checks(results) + "\n"
+                    + build_lines(results))
 
 
 def write_plot(results: dict, path: Path) -> None:

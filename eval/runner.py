@@ -84,7 +84,9 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
     if blank:  # the service rejects an empty query (422), so the benchmark cannot ask it either
         log.warning("%s: skipping %d question(s) with empty text: %s", dataset.name, len(blank), blank[:10])
     out: dict = {"layout": dataset.layout, "passages": len(dataset.passages), "queries": len(queries),
-                 "skipped_queries": blank, "chunks": collection.store.n_chunks, "modes": {}, "per_question": {}}
+                 "skipped_queries": blank, "chunks": collection.store.n_chunks, "modes": {}, "per_question": {},
+                 "build": {"build_id": collection.build_id, "stage_seconds": collection.manifest["stage_seconds"],
+                           "graph": collection.manifest.get("graph")}}
     baseline = None
     client = httpx.Client(base_url=config.url, timeout=120) if config.url else None
     key_of = _doc_keys(collection) if client is not None else {}

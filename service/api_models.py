@@ -29,7 +29,7 @@ class SearchRequest(BaseModel):
     diverse: bool = True
     min_docs: int = Field(5, ge=0, le=100)
     max_per_doc: int = Field(2, ge=1, le=100)
-    mode: Mode = "hybrid"
+    mode: Mode = "hybrid+graph"
     filters: Optional[Filters] = None
     format: Literal["json", "text"] = "json"
     include_content: bool = True

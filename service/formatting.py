@@ -23,6 +23,12 @@ _SCORE_MEANING = {
                "deviations this chunk stands above the query's average candidate, averaged over the BM25 leg "
                "(log-compressed) and the dense leg; 0.5 = average candidate, 0.88 = two deviations above. "
                "Score Components shows the per-leg values (raw bm25, bm25_z, dense cosine, dense_z, bm25_weight)."),
+    "hybrid+graph": ("Relevance Score is the fused score in [0, 1]: the logistic of a weighted mean z-score over "
+                     "this query's candidates of BM25 (log-compressed), embedding cosine and knowledge-graph "
+                     "PageRank mass; 0.5 = average candidate, 0.88 = two standard deviations above. Score "
+                     "Components shows each leg (bm25, dense, graph) with its z-score and the weights."),
+    "graph": ("Relevance Score is the chunk's personalized-PageRank mass in the knowledge graph, divided by the "
+              "best chunk's mass for this query, in [0, 1]. Score Components shows the raw mass."),
     "hybrid-maxnorm": ("Relevance Score is the weighted mean of the BM25 score divided by the best BM25 score "
                        "for this query and the cosine similarity, in [0, 1]. Score Components shows the "
                        "per-leg values."),

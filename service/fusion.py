@@ -130,8 +130,16 @@ def rrf(legs: LegScores, bm25_weight: float = 0.5, k: int = RRF_K) -> Fused:
     return _ordered(legs, score, bm25_part * (k + 1), dense_part * (k + 1), 0.5, "norm")
 
 
-GRAPH_WEIGHT = 0.3
-"""Share of the graph channel's z-score in ``hybrid+graph`` (the rest is the hybrid's mean z)."""
+GRAPH_WEIGHT = 0.8
+"""Share of the graph channel's z-score in ``hybrid+graph`` for Latin-script queries (the rest is
+the hybrid's mean z). The smallest weight in an exploratory sweep (0.3-0.9) at which
+``hybrid+graph`` also kept up with the graph channel alone on MuSiQue; docs/EVAL.md has the run."""
+
+
+def graph_weight_for(bm25_weight: float, base: float = GRAPH_WEIGHT) -> float:
+    """The graph links the question to triples through the same embedder as the dense leg, so
+    text that embedder cannot represent (see ``adaptive_bm25_weight``) discounts both alike."""
+    return base * (1.0 - bm25_weight) / 0.5
 
 
 def zscore_with_graph(legs: LegScores, bm25_weight: float, graph_weight: float = GRAPH_WEIGHT) -> Fused:

@@ -72,7 +72,7 @@ MinDocs = Annotated[int, Field(description="With diverse: at least this many dis
 MaxPerDoc = Annotated[int, Field(description="With diverse: at most this many chunks from one document.")]
 CollectionName = Annotated[Optional[str], Field(description="Name of an already indexed collection to search "
                                                             "instead of json_path.")]
-Mode = Annotated[str, Field(description="Retrieval mode: hybrid (default), bm25, dense, graph, hybrid+graph, rrf or hybrid-maxnorm.")]
+Mode = Annotated[str, Field(description="Retrieval mode: hybrid+graph (default), hybrid, bm25, dense, graph, rrf or hybrid-maxnorm.")]
 MaxTokens = Annotated[int, Field(description="Token budget of the returned context.")]
 
 
@@ -167,7 +167,7 @@ def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
 
     async def rag_search(query: Query, json_path: JsonPath, top_k: TopK = 10, diverse: Diverse = True,
                          min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2, collection: CollectionName = None,
-                         mode: Mode = "hybrid") -> str:
+                         mode: Mode = "hybrid+graph") -> str:
         """Search a long-context document collection (hybrid BM25 + embeddings) and return the best chunks.
 
         Each result shows its Citation ([long_context: "Title", chunk N]), Relevance Score (fused, 0-1),
@@ -178,7 +178,7 @@ def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
 
     async def rag_get_context(query: Query, json_path: JsonPath, max_tokens: MaxTokens = 4000, top_k: TopK = 10,
                               diverse: Diverse = True, min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2,
-                              collection: CollectionName = None, mode: Mode = "hybrid") -> str:
+                              collection: CollectionName = None, mode: Mode = "hybrid+graph") -> str:
         """Return cited context for a query packed into max_tokens: the best chunks, each widened with its
         neighbouring chunks while the budget allows. Every block carries its citation."""
         return await _in_thread(tools.context_text, query, json_path, max_tokens, top_k, diverse, min_docs,

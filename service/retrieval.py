@@ -21,7 +21,8 @@ from service import fusion
 
 GRAPH_MODES = ("graph", "hybrid+graph")
 MODES = ("hybrid", "bm25", "dense", *GRAPH_MODES, *(name for name in fusion.FUSIONS if name != "hybrid"))
-DEFAULT_MODE = "hybrid"
+DEFAULT_MODE = "hybrid+graph"
+"""The best mode in docs/EVAL.md; collections built without the graph answer it as plain hybrid."""
 NEAR_DUPLICATE_COSINE = 0.95
 """Two chunks whose embeddings have cosine >= this are near-duplicates (reposted articles)."""
 
@@ -159,6 +160,8 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
         return Ranked(rows, np.clip(cos, 0.0, 1.0), {"dense": cos})
     if mode not in fusion.FUSIONS and mode not in GRAPH_MODES:
         raise InvalidQuery(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
+    if mode == "hybrid+graph" and not collection.has_graph:
+        mode = "hybrid"  # the default must work on every collection; only explicit "graph" insists
     dense_rows, dense_cos = _dense_top(collection, qvec, pool, mask)
     graph = graph_rows = None
     if mode in GRAPH_MODES:
@@ -180,11 +183,14 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
                             graph=None if graph is None else graph.chunk_scores[rows])
     multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
     bm25_weight = fusion.adaptive_bm25_weight(query, multilingual)
-    fused = (fusion.zscore_with_graph(legs, bm25_weight) if mode == "hybrid+graph"
-             else fusion.FUSIONS[mode](legs, bm25_weight))
-    constants = {"bm25_weight": round(fused.bm25_weight, 4)}
+    constants = {"bm25_weight": round(bm25_weight, 4)}
     if mode == "hybrid+graph":
-        constants["graph_weight"] = fusion.GRAPH_WEIGHT
+        graph_weight = fusion.graph_weight_for(bm25_weight)
+        fused = fusion.zscore_with_graph(legs, bm25_weight, graph_weight)
+        constants["graph_weight"] = round(graph_weight, 4)
+    else:
+        fused = fusion.FUSIONS[mode](legs, bm25_weight)
+    constants["bm25_weight"] = round(fused.bm25_weight, 4)
     return Ranked(fused.rows, fused.score, fused.components(), constants, graph=graph)
 
 
