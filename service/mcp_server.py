@@ -43,6 +43,7 @@ from service.context import get_context
 from service.formatting import format_context_text, format_search_text, format_stats_text
 from service.registry import Building, CollectionRegistry, Forbidden, ServiceError
 from service.retrieval import MODES, InvalidQuery, SearchParams, search
+from service.subgraph import subgraph_for
 
 log = logging.getLogger("ragmem.service.mcp")
 
@@ -72,6 +73,8 @@ MinDocs = Annotated[int, Field(description="With diverse: at least this many dis
 MaxPerDoc = Annotated[int, Field(description="With diverse: at most this many chunks from one document.")]
 CollectionName = Annotated[Optional[str], Field(description="Name of an already indexed collection to search "
                                                             "instead of json_path.")]
+IncludeSubgraph = Annotated[bool, Field(description="Append the evidence graph: the triples linked to the query, "
+                                                 "each with the citations of the chunks supporting it.")]
 Mode = Annotated[str, Field(description="Retrieval mode: hybrid+graph (default), hybrid, bm25, dense, graph, rrf or hybrid-maxnorm.")]
 MaxTokens = Annotated[int, Field(description="Token budget of the returned context.")]
 
@@ -130,11 +133,13 @@ class _Tools:
 
     # ---- tools -----------------------------------------------------------------------------
     def search_text(self, query: str, json_path: str, top_k: int, diverse: bool, min_docs: int,
-                    max_per_doc: int, collection: str | None, mode: str) -> str:
+                    max_per_doc: int, collection: str | None, mode: str, include_subgraph: bool = False) -> str:
         def work() -> str:
             params = self.params(query, top_k, diverse, min_docs, max_per_doc, mode)
             target, source = self.resolve(json_path, collection)
-            return format_search_text(search(target, query, params), source)
+            result = search(target, query, params)
+            subgraph = subgraph_for(target, query, result.graph) if include_subgraph else None
+            return format_search_text(result, source, subgraph=subgraph)
         return self.guarded(work)
 
     def context_text(self, query: str, json_path: str, max_tokens: int, top_k: int, diverse: bool,
@@ -167,14 +172,14 @@ def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
 
     async def rag_search(query: Query, json_path: JsonPath, top_k: TopK = 10, diverse: Diverse = True,
                          min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2, collection: CollectionName = None,
-                         mode: Mode = "hybrid+graph") -> str:
+                         mode: Mode = "hybrid+graph", include_subgraph: IncludeSubgraph = False) -> str:
         """Search a long-context document collection (hybrid BM25 + embeddings) and return the best chunks.
 
         Each result shows its Citation ([long_context: "Title", chunk N]), Relevance Score (fused, 0-1),
         Document Index, Chunk Index, Title and Content. Cite facts with the citation strings verbatim.
         """
         return await _in_thread(tools.search_text, query, json_path, top_k, diverse, min_docs, max_per_doc,
-                                collection, mode)
+                                collection, mode, include_subgraph)
 
     async def rag_get_context(query: Query, json_path: JsonPath, max_tokens: MaxTokens = 4000, top_k: TopK = 10,
                               diverse: Diverse = True, min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2,

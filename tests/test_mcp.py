@@ -113,6 +113,11 @@ def test_stdio_session(workspace, tmp_path) -> None:
                     result = await session.call_tool("rag_search", {"query": QUERY, "json_path": legacy})
                     assert not result.is_error, _text(result)
                     assert f"Source File: {legacy}" in _text(result)
+                    assert "=== Evidence Graph ===" not in _text(result)
+                    result = await session.call_tool("rag_search", {"query": QUERY, "json_path": json_path,
+                                                                    "include_subgraph": True})
+                    assert not result.is_error, _text(result)
+                    assert "=== Evidence Graph ===" in _text(result) and '[long_context: "' in _text(result)
 
                     result = await session.call_tool("rag_get_context", {
                         "query": "volcano magma lava", "json_path": json_path, "max_tokens": 800})
