@@ -118,6 +118,7 @@ class GraphMemory:
     limits: GraphLimits = field(default_factory=GraphLimits)
     _graph: networkx.Graph | None = field(default=None, init=False, repr=False)
     _transition: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    _ids_by_key: dict[str, int] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @property
@@ -127,6 +128,12 @@ class GraphMemory:
     @property
     def n_triples(self) -> int:
         return len(self.triple_relation)
+
+    def entity_id(self, key: str) -> int | None:
+        """Id of the entity with normalised name ``key`` (index built on first use)."""
+        if self._ids_by_key is None:
+            self._ids_by_key = {k: i for i, k in enumerate(self.entity_keys)}
+        return self._ids_by_key.get(key)
 
     def triple_text(self, i: int) -> str:
         """The text a triple is embedded as: "head relation tail" with display names."""

@@ -51,14 +51,6 @@ class GraphResult:
     """Seed entities and their seed weights, strongest first."""
 
 
-def _entity_ids(memory: GraphMemory) -> dict[str, int]:
-    index = getattr(memory, "_key_index", None)
-    if index is None:
-        index = {key: i for i, key in enumerate(memory.entity_keys)}
-        memory._key_index = index  # type: ignore[attr-defined]  # built once per loaded memory
-    return index
-
-
 def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams) -> list[LinkedTriple]:
     """The question's top-k triples by cosine between its embedding and each triple's text."""
     if memory.n_triples == 0:
@@ -77,8 +69,7 @@ def graph_search(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: 
     triples = link_triples(memory, qvec, params)
     # Entities named in the question count as strongly as its best-linked triple.
     named = {m.key for m in extract(query).mentions}
-    ids = _entity_ids(memory)
-    exact = [ids[key] for key in named if key in ids]
+    exact = [i for i in map(memory.entity_id, named) if i is not None]
     strongest = max((t.score for t in triples), default=1.0)
     for linked in triples:
         seeds[memory.triple_head[linked.triple]] += linked.score

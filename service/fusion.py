@@ -93,11 +93,12 @@ def _standardise(values: np.ndarray) -> np.ndarray:
 
 
 def _ordered(legs: LegScores, score: np.ndarray, bm25_norm: np.ndarray, dense_norm: np.ndarray,
-             bm25_weight: float, norm_name: str) -> Fused:
+             bm25_weight: float, norm_name: str, graph_norm: np.ndarray | None = None) -> Fused:
     order = np.lexsort((legs.rows, -score))  # best first, ties by row: deterministic
+    graph = None if legs.graph is None or graph_norm is None else legs.graph[order]
     return Fused(legs.rows[order], score[order].astype(np.float32), legs.bm25[order], legs.dense[order],
                  bm25_norm[order].astype(np.float32), dense_norm[order].astype(np.float32), bm25_weight,
-                 norm_name)
+                 norm_name, graph, None if graph is None else graph_norm[order].astype(np.float32))
 
 
 def zscore(legs: LegScores, bm25_weight: float) -> Fused:
@@ -155,10 +156,7 @@ def zscore_with_graph(legs: LegScores, bm25_weight: float, graph_weight: float =
     graph_z = _standardise(np.log(np.maximum(mass, floor)))
     z = (1.0 - graph_weight) * (bm25_weight * bm25_z + (1.0 - bm25_weight) * dense_z) + graph_weight * graph_z
     score = 1.0 / (1.0 + np.exp(-z))
-    order = np.lexsort((legs.rows, -score))
-    return Fused(legs.rows[order], score[order].astype(np.float32), legs.bm25[order], legs.dense[order],
-                 bm25_z[order].astype(np.float32), dense_z[order].astype(np.float32), bm25_weight, "z",
-                 legs.graph[order], graph_z[order].astype(np.float32))
+    return _ordered(legs, score, bm25_z, dense_z, bm25_weight, "z", graph_z)
 
 
 FUSIONS = {"hybrid": zscore, "hybrid-maxnorm": max_normalised, "rrf": rrf}
