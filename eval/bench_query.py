@@ -55,7 +55,7 @@ from service.retrieval import Ranked, SearchParams, _dense_top, search, select
 
 log = logging.getLogger("ragmem.bench.query")
 
-MODES = ("hybrid", "bm25", "dense")
+MODES = ("hybrid+graph", "hybrid", "bm25", "dense")
 CONCURRENCY = (1, 8, 32)
 TOP_K = 10
 REQUEST = {"top_k": TOP_K, "diverse": True, "min_docs": 5, "max_per_doc": 2}
@@ -668,7 +668,11 @@ def main(argv: list[str] | None = None) -> int:
         "### Goals",
         "",
         f"- p50 ≤ {GOAL_P50_MS:.0f} ms for hybrid top_k=10 at concurrency 1 on `{small_name_}` (HTTP): "
-        f"**{'PASS' if p50 <= GOAL_P50_MS else 'FAIL'}** — measured {p50:.1f} ms.",
+        f"**{'PASS' if p50 <= GOAL_P50_MS else 'FAIL'}** — measured {p50:.1f} ms; the API's default mode "
+        f"hybrid+graph: {results[(small_name_, 'hybrid+graph', 1)].pct(50):.1f} ms "
+        f"(**{'PASS' if results[(small_name_, 'hybrid+graph', 1)].pct(50) <= GOAL_P50_MS else 'FAIL'}**). "
+        f"`{big_name}` has no graph memory (written directly, not extracted), so there hybrid+graph answers as "
+        "hybrid; the graph's cost at scale is in the bench-graph section.",
         f"- ≥ {GOAL_QPS:.0f} QPS at {chunks[big_name]:,} chunks (`{big_name}`, HTTP), judged on the default "
         f"hybrid mode: **{'PASS' if hybrid_ok else 'FAIL'}** — best QPS per mode: "
         + ", ".join(f"{m} {q:.0f}" for m, q in best.items()) + "; ≥ 100 QPS holds for "

@@ -36,7 +36,7 @@ import scipy.sparse as sp
 from tqdm.auto import tqdm
 
 from graphmem.extraction import ExtractionLimits, extract, normalise_entity
-from graphmem.ppr import row_normalise
+from graphmem.ppr import Walk, row_normalise
 
 __all__ = [
     "ChunkText",
@@ -60,6 +60,18 @@ progress is reported and a slow encoder never holds tens of thousands of texts a
 EXACT_SYNONYM_MAX = 100_000
 """Up to this many entities the synonym search is exact (flat inner product, O(E²·dim));
 beyond it an HNSW graph keeps the build near-linear at the cost of missing a few pairs."""
+
+TRIPLE_INDEX_FILE = "triples.faiss"
+TRIPLE_HNSW_THRESHOLD = 20_000
+"""Up to this many triples the question is scored against every triple vector (exact, a few ms);
+above it an HNSW index, persisted beside the arrays, keeps linking under a millisecond."""
+TRIPLE_HNSW_M = 32
+TRIPLE_HNSW_EF_SEARCH = 128
+
+LARGE_WALK_EDGES = 2_000_000
+"""Graphs with more stored transitions than this (about 50k chunks) run PageRank in float32 for a
+fixed :data:`LARGE_WALK_STEPS` steps instead of to convergence; `make bench-graph` measures both."""
+LARGE_WALK_STEPS = 4
 
 _PROGRESS_EVERY = 0.01  # report extraction progress every ~1% of the chunks
 
@@ -118,6 +130,14 @@ class GraphMemory:
     limits: GraphLimits = field(default_factory=GraphLimits)
     _graph: networkx.Graph | None = field(default=None, init=False, repr=False)
     _transition: sp.csr_matrix | None = field(default=None, init=False, repr=False)
+    _walk: Walk | None = field(default=None, init=False, repr=False)
+    triple_index: faiss.Index | None = field(default=None, repr=False)
+    """HNSW over the first ``triple_index.ntotal`` triple vectors for large graphs (None: exact scoring)."""
+    triple_alive: np.ndarray | None = field(default=None, repr=False)
+    """False for triples whose every supporting chunk was deleted (None: all alive). Live updates
+    keep ids stable, so such triples (and entities without chunks) stay in the arrays, edgeless,
+    and are skipped by linking, seeding and export until compaction drops them."""
+    _triple_ids: dict | None = field(default=None, init=False, repr=False)
     _ids_by_key: dict[str, int] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
@@ -167,18 +187,60 @@ class GraphMemory:
                 self._transition = row_normalise(self._adjacency())
             return self._transition
 
+    def walk(self) -> Walk:
+        """The transition matrix prepared for repeated personalized PageRank, cached."""
+        transition = self.transition()
+        with self._lock:
+            if self._walk is None:
+                self._walk = Walk(transition, single_precision=transition.nnz > LARGE_WALK_EDGES)
+            return self._walk
+
+    def top_triples(self, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(triple ids, cosines) of the k live triples closest to ``qvec``, best first (ties by id)."""
+        k = min(k, self.n_triples)
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        query = np.ascontiguousarray(qvec, dtype=np.float32).reshape(1, -1)
+        indexed = self.triple_index.ntotal if self.triple_index is not None else 0
+        ids_parts, score_parts = [], []
+        if indexed:
+            fetch = min(indexed, k if self.triple_alive is None else 4 * k + 16)
+            scores, ids = self.triple_index.search(query, fetch)
+            keep = ids[0] >= 0
+            ids_parts.append(ids[0][keep].astype(np.int64))
+            score_parts.append(scores[0][keep])
+        if indexed < self.n_triples:  # exact over the rest (all of them without an index)
+            rest = self.triple_vectors[indexed:] @ query[0]
+            top = np.argpartition(-rest, min(k, rest.size) - 1)[:k] if rest.size > k else np.arange(rest.size)
+            ids_parts.append(top.astype(np.int64) + indexed)
+            score_parts.append(rest[top])
+        ids, scores = np.concatenate(ids_parts), np.concatenate(score_parts).astype(np.float32)
+        if self.triple_alive is not None:
+            keep = self.triple_alive[ids]
+            ids, scores = ids[keep], scores[keep]
+        order = np.lexsort((ids, -scores))[:k]
+        return ids[order], scores[order]
+
+    def triple_id(self, head: int, relation: str, tail: int) -> int | None:
+        """Id of the triple (head, relation, tail) (index built on first use)."""
+        if self._triple_ids is None:
+            self._triple_ids = {(int(h), r, int(t)): i for i, (h, r, t) in
+                                enumerate(zip(self.triple_head.tolist(), self.triple_relation, self.triple_tail.tolist()))}
+        return self._triple_ids.get((int(head), relation, int(tail)))
+
     def describe(self) -> dict:
         """Sizes, limits and build timings, for ingest reports and the API."""
         relation_pairs = _undirected_pairs(self.triple_head, self.triple_tail)
         return {
-            "entities": self.n_entities,
-            "triples": self.n_triples,
+            "entities": self.n_entities if self.triple_alive is None else sum(1 for c in self.entity_chunks if len(c)),
+            "triples": self.n_triples if self.triple_alive is None else int(self.triple_alive.sum()),
             "relation_edges": int(relation_pairs.shape[0]),
             "mention_edges": int(sum(len(c) for c in self.entity_chunks)),
             "synonym_edges": len(self.synonyms),
             "chunks": self.n_chunks,
             "dimension": int(self.entity_vectors.shape[1]) if self.entity_vectors.ndim == 2 else 0,
             "limits": asdict(self.limits),
+            "triple_index": "hnsw" if self.triple_index is not None else "exact",
             "stage_seconds": dict(self.stage_seconds),
         }
 
@@ -211,10 +273,11 @@ class GraphMemory:
 
     def _build_networkx(self) -> networkx.Graph:
         g = networkx.Graph()
-        g.add_nodes_from(self.node_list())
+        # entities that lost every chunk (live deletions) are gone from the graph
+        g.add_nodes_from(node for node in self.node_list() if node[0] == "c" or len(self.entity_chunks[node[1]]))
         for t in range(self.n_triples):
             h, tl = int(self.triple_head[t]), int(self.triple_tail[t])
-            if h == tl:
+            if h == tl or not len(self.triple_chunks[t]):
                 continue
             u, v = ("e", h), ("e", tl)
             support = float(len(self.triple_chunks[t]))
@@ -391,6 +454,11 @@ def build_graph(
     seconds["synonyms"] = time.perf_counter() - started
     report("synonyms", 1.0)
 
+    started = time.perf_counter()
+    triple_index = _triple_hnsw(triple_vectors)
+    if triple_index is not None:
+        seconds["triple_index"] = time.perf_counter() - started
+
     memory = GraphMemory(
         entity_keys=entity_keys,
         entity_names=entity_names,
@@ -407,12 +475,23 @@ def build_graph(
         n_chunks=n_chunks,
         stage_seconds={k: round(v, 4) for k, v in seconds.items()},
         limits=limits,
+        triple_index=triple_index,
     )
     log.info(
         "graph memory: %d chunks, %d entities, %d triples, %d synonym edges in %.1fs",
         n_chunks, memory.n_entities, memory.n_triples, len(synonyms), sum(seconds.values()),
     )
     return memory
+
+
+def _triple_hnsw(vectors: np.ndarray) -> faiss.Index | None:
+    if vectors.shape[0] <= TRIPLE_HNSW_THRESHOLD:
+        return None
+    index = faiss.IndexHNSWFlat(vectors.shape[1], TRIPLE_HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    index.hnsw.efSearch = TRIPLE_HNSW_EF_SEARCH
+    index.add(np.ascontiguousarray(vectors, dtype=np.float32))
+    return index
 
 
 def _encode_all(
@@ -603,6 +682,8 @@ def save_graph(memory: GraphMemory, directory: Path) -> None:
 
     _write_atomic(directory / ARRAYS_FILE, write_arrays)
     _write_atomic(directory / STRINGS_FILE, write_strings)
+    if memory.triple_index is not None:
+        _write_atomic(directory / TRIPLE_INDEX_FILE, lambda path: faiss.write_index(memory.triple_index, str(path)))
 
 
 def load_graph(directory: Path) -> GraphMemory:
@@ -632,6 +713,12 @@ def load_graph(directory: Path) -> GraphMemory:
         for i in range(n_triples)
     ]
     limits = GraphLimits(**strings.get("limits", {}))
+    triple_index = None
+    if (directory / TRIPLE_INDEX_FILE).exists():
+        triple_index = faiss.read_index(str(directory / TRIPLE_INDEX_FILE))
+        triple_index.hnsw.efSearch = TRIPLE_HNSW_EF_SEARCH
+    elif n_triples > TRIPLE_HNSW_THRESHOLD:  # written before the index existed: build it once now
+        triple_index = _triple_hnsw(a["triple_vectors"])
     return GraphMemory(
         entity_keys=list(strings["entity_keys"]),
         entity_names=list(strings["entity_names"]),
@@ -648,4 +735,5 @@ def load_graph(directory: Path) -> GraphMemory:
         n_chunks=int(strings["n_chunks"]),
         stage_seconds={k: float(v) for k, v in strings.get("stage_seconds", {}).items()},
         limits=limits,
+        triple_index=triple_index,
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from graphmem.extraction import extract
-from graphmem.memory import GraphMemory
+from graphmem.memory import LARGE_WALK_EDGES, LARGE_WALK_STEPS, GraphMemory
 from graphmem.ppr import personalized_pagerank
 
 
@@ -49,27 +49,25 @@ class GraphResult:
     triples: list[LinkedTriple] = field(default_factory=list)
     entities: list[tuple[int, float]] = field(default_factory=list)
     """Seed entities and their seed weights, strongest first."""
+    seeds: np.ndarray | None = field(default=None, repr=False)
+    """PageRank seed weight of every node (entities, then chunks)."""
 
 
 def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams) -> list[LinkedTriple]:
     """The question's top-k triples by cosine between its embedding and each triple's text."""
-    if memory.n_triples == 0:
-        return []
-    scores = memory.triple_vectors @ qvec.reshape(-1)
-    k = min(params.top_triples, scores.shape[0])
-    top = np.argpartition(-scores, k - 1)[:k]
-    top = top[np.lexsort((top, -scores[top]))]
-    return [LinkedTriple(int(t), float(scores[t])) for t in top if scores[t] >= params.min_link_score]
+    ids, scores = memory.top_triples(qvec, params.top_triples)
+    return [LinkedTriple(int(t), float(c)) for t, c in zip(ids, scores) if c >= params.min_link_score]
 
 
-def graph_search(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
-                 dense_scores: np.ndarray, params: GraphQueryParams = GraphQueryParams()) -> GraphResult:
+def graph_seeds(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
+                dense_scores: np.ndarray, params: GraphQueryParams = GraphQueryParams()) -> GraphResult:
+    """The PageRank seeds of a question (``GraphResult.seeds``), without the walk."""
     n_entities = memory.n_entities
     seeds = np.zeros(n_entities + memory.n_chunks, dtype=np.float64)
     triples = link_triples(memory, qvec, params)
     # Entities named in the question count as strongly as its best-linked triple.
     named = {m.key for m in extract(query).mentions}
-    exact = [i for i in map(memory.entity_id, named) if i is not None]
+    exact = [i for i in map(memory.entity_id, named) if i is not None and len(memory.entity_chunks[i])]
     strongest = max((t.score for t in triples), default=1.0)
     for linked in triples:
         seeds[memory.triple_head[linked.triple]] += linked.score
@@ -77,19 +75,33 @@ def graph_search(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: 
     for entity in exact:
         seeds[entity] += strongest
     entity_part = seeds[:n_entities]
-    if entity_part.any():
+    seeded = np.flatnonzero(entity_part)
+    if seeded.size:
         # HippoRAG's node specificity: an entity mentioned everywhere says little about where to look.
-        mentions = np.fromiter((max(1, len(c)) for c in memory.entity_chunks), dtype=np.float64, count=n_entities)
-        entity_part /= mentions
+        entity_part[seeded] /= [max(1, len(memory.entity_chunks[e])) for e in seeded]
         entity_part /= entity_part.sum()
     order = np.argsort(-dense_scores, kind="stable")[: params.passage_seeds]
     passage = np.clip(dense_scores[order], 0.0, None).astype(np.float64)
     if passage.sum() > 0:
-        weight = params.passage_seed_weight if entity_part.any() else 1.0
+        weight = params.passage_seed_weight if seeded.size else 1.0
         seeds[n_entities + dense_rows[order]] += weight * passage / passage.sum()
+    linked_entities = sorted(((int(e), float(entity_part[e])) for e in seeded), key=lambda item: -item[1])
+    return GraphResult(np.zeros(memory.n_chunks, np.float32), triples, linked_entities, seeds)
+
+
+def walk_from_seeds(memory: GraphMemory, seeds: np.ndarray, damping: float, exact: bool | None = None) -> np.ndarray:
+    """PageRank mass of every chunk row: to convergence on graphs up to ``LARGE_WALK_EDGES``
+    transitions, ``LARGE_WALK_STEPS`` steps above (``exact=True`` forces convergence)."""
     if not seeds.any():
-        return GraphResult(np.zeros(memory.n_chunks, np.float32), triples, [])
-    mass = personalized_pagerank(memory.transition(), seeds, damping=params.damping)
-    linked_entities = sorted(((int(e), float(entity_part[e])) for e in np.flatnonzero(entity_part)),
-                             key=lambda item: -item[1])
-    return GraphResult(mass[n_entities:].astype(np.float32), triples, linked_entities)
+        return np.zeros(memory.n_chunks, np.float32)
+    walk = memory.walk()
+    large = walk.edges > LARGE_WALK_EDGES and not exact
+    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=LARGE_WALK_STEPS if large else None)
+    return mass[memory.n_entities:].astype(np.float32)
+
+
+def graph_search(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
+                 dense_scores: np.ndarray, params: GraphQueryParams = GraphQueryParams()) -> GraphResult:
+    result = graph_seeds(memory, query, qvec, dense_rows, dense_scores, params)
+    result.chunk_scores = walk_from_seeds(memory, result.seeds, params.damping)
+    return result

@@ -11,7 +11,7 @@ import json
 import logging
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,7 +22,7 @@ ProgressCallback = Callable[[str, float], None]
 import numpy as np
 from tqdm.auto import tqdm
 
-from graphmem.memory import ChunkText, GraphLimits, build_graph, save_graph
+from graphmem.memory import TRIPLE_HNSW_THRESHOLD, ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
 from indexing.analyzer import default_analyzer
 from indexing.chunking import chunk_text
@@ -140,10 +140,36 @@ def build_collection(corpus_path: str | Path, collection: str | None, settings: 
                      show_progress: bool = True, progress: ProgressCallback | None = None) -> BuildSummary:
     corpus_path = Path(corpus_path)
     name = publish.check_name(collection or publish.collection_name_from(corpus_path))
-    root = publish.collection_root(settings.data_dir, name)
     stages = _Stages(progress)
     with stages.stage("load"):
         corpus = load_corpus(corpus_path)
+    return _build_and_publish(name, corpus, corpus_path, settings, stages, force, show_progress,
+                              lambda config: corpus_fingerprint(corpus, config))
+
+
+def build_from_documents(name: str, documents: list[Document], corpus_path: Path, settings: Settings,
+                         show_progress: bool = False) -> BuildSummary:
+    """Build and publish ``name`` from documents already in hand (compaction of a live collection).
+
+    The same pipeline as :func:`build_collection`, so the result equals a fresh build of the same
+    documents. The caller holds the collection's build lock.
+    """
+    corpus = LoadedCorpus(documents=documents, skipped=[], files=[])
+
+    def fingerprint(config: dict) -> str:
+        digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
+        for doc in documents:
+            digest.update(json.dumps([doc.doc_id, doc.title, doc.url, doc.text], ensure_ascii=False).encode())
+        return digest.hexdigest()
+
+    return _build_and_publish(name, corpus, corpus_path, settings, _Stages(None), True, show_progress, fingerprint,
+                              locked=True)
+
+
+def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, settings: Settings, stages: "_Stages",
+                       force: bool, show_progress: bool, fingerprint_of: Callable[[dict], str],
+                       locked: bool = False) -> BuildSummary:
+    root = publish.collection_root(settings.data_dir, name)
     with stages.stage("model"):
         embedder = load_embedder(settings.embed_model, settings.device)
     params = chunking_params(settings, embedder)
@@ -152,10 +178,11 @@ def build_collection(corpus_path: str | Path, collection: str | None, settings: 
               "analyzer": analyzer.describe(),
               "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
               "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m},
-              "graph": asdict(graph_limits(settings)) if settings.graph else None}
-    fingerprint = corpus_fingerprint(corpus, config)
+              "graph": {**asdict(graph_limits(settings)), "triple_hnsw_above": TRIPLE_HNSW_THRESHOLD}
+              if settings.graph else None}
+    fingerprint = fingerprint_of(config)
 
-    with publish.build_lock(root):
+    with (nullcontext() if locked else publish.build_lock(root)):
         current = publish.current_build_dir(settings.data_dir, name)
         if current is not None and not force:
             manifest = publish.read_manifest(current)

@@ -36,10 +36,13 @@ class Collection:
     graph_params: GraphQueryParams = field(default_factory=GraphQueryParams)
     _graph: GraphMemory | None = field(default=None, repr=False)
     _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    live_seq: int = 0
+    """Journal sequence number of live changes applied on top of the build (0: none)."""
 
     @property
     def build_id(self) -> str:
-        return self.build_dir.name
+        """The build, plus ``+seq`` once live changes were applied to it."""
+        return f"{self.build_dir.name}+{self.live_seq}" if self.live_seq else self.build_dir.name
 
     @property
     def embedder(self) -> Embedder:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,25 +15,40 @@ log = logging.getLogger("ragmem.indexing.lexical_index")
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
 
 
+STATS_FILE = "ragmem_stats.json"
+
+
 @dataclass
 class LexicalIndex:
     retriever: bm25s.BM25
     n_docs: int
+    avg_doc_len: float | None = None
+    """Mean terms per chunk; live updates score new chunks against it (None: older builds)."""
 
     @classmethod
     def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str) -> "LexicalIndex":
         retriever = bm25s.BM25(k1=k1, b=b, method=method)
         # bm25s needs at least one term per document to keep row ids aligned; its empty token handles that.
         retriever.index(list(corpus_terms), show_progress=False)
-        return cls(retriever=retriever, n_docs=len(corpus_terms))
+        lengths = [len(terms) for terms in corpus_terms]
+        return cls(retriever=retriever, n_docs=len(corpus_terms),
+                   avg_doc_len=float(np.mean(lengths)) if lengths else None)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
+        (Path(directory) / STATS_FILE).write_text(json.dumps({"avg_doc_len": self.avg_doc_len}))
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = False) -> "LexicalIndex":
         retriever = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
-        return cls(retriever=retriever, n_docs=int(retriever.scores["num_docs"]))
+        stats = Path(directory) / STATS_FILE
+        avg = json.loads(stats.read_text()).get("avg_doc_len") if stats.exists() else None
+        return cls(retriever=retriever, n_docs=int(retriever.scores["num_docs"]), avg_doc_len=avg)
+
+    def document_frequencies(self, term_ids: np.ndarray) -> np.ndarray:
+        """Chunks containing each term (its postings length)."""
+        indptr = self.retriever.scores["indptr"]
+        return (indptr[term_ids + 1] - indptr[term_ids]).astype(np.int64)
 
     def describe(self) -> dict:
         return {"k1": self.retriever.k1, "b": self.retriever.b, "method": self.retriever.method,
@@ -71,12 +87,7 @@ class LexicalIndex:
 
         ``allowed`` is a boolean mask over rows (filters); rows outside it score 0.
         """
-        extra_rows = np.zeros(0, np.int64) if extra_rows is None else np.asarray(extra_rows, dtype=np.int64)
-        scores = self.scores(query_terms)
-        if allowed is not None:
-            scores = np.where(allowed, scores, np.float32(0.0))
-        rows = top_rows(scores, k)
-        return LexicalResult(rows, scores[rows], scores[extra_rows])
+        return search_scores(self.scores(query_terms), k, allowed, extra_rows)
 
 
 @dataclass
@@ -86,6 +97,16 @@ class LexicalResult:
     scores: np.ndarray
     extra_scores: np.ndarray
     """Exact scores of the requested extra rows, in their order."""
+
+
+def search_scores(scores: np.ndarray, k: int, allowed: np.ndarray | None = None,
+                  extra_rows: np.ndarray | None = None) -> LexicalResult:
+    """Top-k of a full score vector (rows outside ``allowed`` score 0) plus the scores of ``extra_rows``."""
+    extra_rows = np.zeros(0, np.int64) if extra_rows is None else np.asarray(extra_rows, dtype=np.int64)
+    if allowed is not None:
+        scores = np.where(allowed, scores, np.float32(0.0))
+    rows = top_rows(scores, k)
+    return LexicalResult(rows, scores[rows], scores[extra_rows])
 
 
 def top_rows(scores: np.ndarray, k: int) -> np.ndarray:

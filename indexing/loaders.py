@@ -45,6 +45,7 @@ UNSUPPORTED_SUFFIXES = frozenset(
 TEXT_FIELDS = ("content", "page_body", "text")
 URL_FIELDS = ("url", "permalink", "link", "source_url")
 TITLE_FIELD = "title"
+DOC_ID_FIELD = "doc_id"
 TITLE_FALLBACK_CHARS = 100
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -280,9 +281,22 @@ def _load_jsonl_file(path: Path, label: str, collector: _Collector) -> None:
 
 def _add_record(item: Any, doc_index: int, source: str, collector: _Collector) -> None:
     """One JSON document object -> Document, or a skip explaining what is wrong with it."""
+    result = document_from_record(item, doc_index, source)
+    if isinstance(result, str):
+        collector.skip(source, doc_index, result)
+    else:
+        collector.add(result)
+
+
+def document_from_record(item: Any, doc_index: int, source: str) -> Document | str:
+    """A JSON document object as a Document, or the reason it cannot be one.
+
+    Shared by the file loaders and the live-update API, so a document means the same thing
+    whichever way it arrives. A non-empty string ``doc_id`` names the document; otherwise its id
+    is derived from its title and text.
+    """
     if not isinstance(item, dict):
-        collector.skip(source, doc_index, f"item is a JSON {_type_name(item)}, not an object")
-        return
+        return f"item is a JSON {_type_name(item)}, not an object"
     text_field = next(
         (name for name in TEXT_FIELDS if isinstance(item.get(name), str) and item[name].strip()),
         None,
@@ -293,27 +307,28 @@ def _add_record(item: Any, doc_index: int, source: str, collector: _Collector) -
             for name in TEXT_FIELDS if name in item
         ]
         detail = "; ".join(problems) if problems else "no 'content', 'page_body' or 'text' field"
-        collector.skip(source, doc_index, f"no text: {detail}")
-        return
+        return f"no text: {detail}"
     text = clean_text(item[text_field])
     if not text:
-        collector.skip(source, doc_index, f"text is empty after cleaning ('{text_field}')")
-        return
+        return f"text is empty after cleaning ('{text_field}')"
     raw_title = item.get(TITLE_FIELD)
     title = _clean_title(raw_title if isinstance(raw_title, str) else "" if raw_title is None else str(raw_title))
     url_field = next((name for name in URL_FIELDS if name in item), None)
     raw_url = item.get(url_field) if url_field else None
     url = raw_url.strip() if isinstance(raw_url, str) else ""
-    used = {text_field, TITLE_FIELD, url_field}
+    raw_id = item.get(DOC_ID_FIELD)
+    doc_id = raw_id.strip() if isinstance(raw_id, str) else ""
+    used = {text_field, TITLE_FIELD, url_field} | ({DOC_ID_FIELD} if doc_id else set())
     metadata = {key: value for key, value in item.items() if key not in used}
-    collector.add(Document(
+    return Document(
         doc_index=doc_index,
         title=title or _title_from_text(text),
         text=text,
         url=url,
         metadata=metadata,
         source=source,
-    ))
+        doc_id=doc_id,
+    )
 
 
 # --- Markdown / text --------------------------------------------------------------------------

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     build_wait_seconds: float = Field(default=5.0, description="How long a request waits for an on-demand build "
                                       "before answering 503 with Retry-After.")
     max_query_chars: int = Field(default=4000, description="Longer queries are rejected with 422.")
+    api_key: Optional[str] = Field(default=None, description="Bearer token required by the write endpoints "
+                                   "(add, delete, compact). Unset: writes are open, like reads.")
+    read_api_key: Optional[str] = Field(default=None, description="Bearer token required by the read endpoints "
+                                        "too (the write key is accepted as well). Unset: reads are open.")
+    max_batch_documents: int = Field(default=1000, ge=1, description="Documents per POST .../documents batch.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

@@ -74,6 +74,32 @@ class VectorIndex:
         scores, rows = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return rows, scores
 
+    def top(self, qvec: np.ndarray, k: int, mask: np.ndarray | None = None,
+            exclude: "faiss.IDSelector | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, cosines) of the k nearest vectors for one query, best first, restricted to ``mask``
+        (a boolean array over rows) or, without a mask, to rows not in ``exclude``."""
+        k = min(k, self.size)
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        qvec = np.ascontiguousarray(qvec, dtype=np.float32).reshape(1, -1)
+        selector = exclude
+        if mask is not None:
+            allowed = np.flatnonzero(mask[: self.size]).astype(np.int64)
+            if allowed.size == 0:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            selector = faiss.IDSelectorBatch(allowed)
+            k = min(k, allowed.size)
+        if selector is None:
+            scores, rows = self.index.search(qvec, k)
+        else:
+            if hasattr(self.index, "hnsw"):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=max(self.index.hnsw.efSearch, k))
+            else:
+                params = faiss.SearchParameters(sel=selector)
+            scores, rows = self.index.search(qvec, k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+
     def reconstruct(self, rows: np.ndarray) -> np.ndarray:
         """Stored vectors for ``rows`` (used for near-duplicate removal and MMR)."""
         if len(rows) == 0:

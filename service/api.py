@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import time
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -13,8 +14,10 @@ from indexing.collection import Collection
 from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
 from service import formatting
-from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
-                                SearchResponse)
+from service.api_models import (AddDocumentsRequest, CompactResponse, ContextBlockOut, ContextRequest,
+                                ContextResponse, SearchHit, SearchRequest, SearchResponse, WriteResponse)
+from service.auth import require_reader, require_writer
+from service.live_documents import add_documents, delete_document
 from service.context import get_context
 from service.metrics import MODE_SCOPE_KEY, RequestMetrics, create_metrics
 from service.subgraph import subgraph_for
@@ -62,8 +65,11 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
                   for e in exc.errors()]
         return JSONResponse({"detail": errors}, status_code=422)
 
-    @app.post("/rag_search", response_model=SearchResponse,
-              responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
+    reader = [Depends(require_reader(settings))]
+    writer = [Depends(require_writer(settings))]
+
+    @app.post("/rag_search", response_model=SearchResponse, dependencies=reader,
+              responses={200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}})
     def rag_search(request: SearchRequest, http: Request):
         http.scope[MODE_SCOPE_KEY] = request.mode
         collection, source = resolve(request)
@@ -80,8 +86,8 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
         return SearchResponse(query=result.query, collection=result.collection, build_id=result.build_id,
                               mode=result.mode, took_ms=result.took_ms, results=hits, subgraph=subgraph)
 
-    @app.post("/rag_get_context", response_model=ContextResponse,
-              responses={200: {"content": {"text/plain": {}}}, 403: {}, 404: {}, 400: {}, 503: {}})
+    @app.post("/rag_get_context", response_model=ContextResponse, dependencies=reader,
+              responses={200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}})
     def rag_get_context(request: ContextRequest, http: Request):
         http.scope[MODE_SCOPE_KEY] = request.mode
         collection, source = resolve(request)
@@ -96,7 +102,28 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
         return ContextResponse(query=ctx.query, collection=ctx.collection, took_ms=ctx.took_ms,
                                total_tokens=ctx.total_tokens, max_tokens=ctx.max_tokens, blocks=blocks)
 
-    @app.get("/collections")
+    @app.post("/collections/{name}/documents", response_model=WriteResponse, dependencies=writer,
+              responses={401: {}, 404: {}, 422: {}})
+    def post_documents(name: str, request: AddDocumentsRequest):
+        """Add documents, or replace them by doc_id; acknowledged once durable and searchable."""
+        return add_documents(registry, name, request.documents, settings.max_batch_documents)
+
+    @app.delete("/collections/{name}/documents/{doc_id}", response_model=WriteResponse, dependencies=writer,
+                responses={401: {}, 404: {}})
+    def remove_document(name: str, doc_id: str):
+        """Delete a document; from the moment this returns no mode returns it."""
+        return delete_document(registry, name, doc_id)
+
+    @app.post("/collections/{name}/compact", response_model=CompactResponse, dependencies=writer,
+              responses={401: {}, 404: {}})
+    def compact_collection(name: str):
+        """Fold the live journal into a fresh build (scores then equal a full rebuild)."""
+        started = time.perf_counter()
+        info = registry.compact(name)
+        info.pop("seconds", None)
+        return CompactResponse(**info, took_ms=round((time.perf_counter() - started) * 1000, 3))
+
+    @app.get("/collections", dependencies=reader)
     def list_collections():
         out = []
         for name in registry.names():
@@ -108,7 +135,7 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
             out.append(info)
         return {"collections": out}
 
-    @app.get("/collections/{name}")
+    @app.get("/collections/{name}", dependencies=reader)
     def collection_stats(name: str):
         return registry.describe(name)
 

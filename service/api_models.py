@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional, Union
+from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -126,3 +126,44 @@ class ContextResponse(BaseModel):
     total_tokens: int
     max_tokens: int
     blocks: list[ContextBlockOut]
+
+
+class AddDocumentsRequest(BaseModel):
+    documents: list[dict[str, Any]] = Field(
+        ..., min_length=1, max_length=10_000,
+        description="Documents with the fields the corpus loaders read: 'doc_id' (required; an existing id is "
+                    "replaced), 'title', 'content' (or 'page_body' / 'text'), 'url'; other fields are kept as "
+                    "metadata. Each is checked on its own: bad ones are listed in 'rejected', the rest are added.")
+
+
+class RejectedDocument(BaseModel):
+    index: int
+    doc_id: Optional[str] = None
+    error: str
+
+
+class AddedDocument(BaseModel):
+    index: int
+    doc_id: str
+    chunks: int
+    replaced: bool
+
+
+class WriteResponse(BaseModel):
+    collection: str
+    build_id: str = Field(description="The build plus '+seq' of the live journal after this write.")
+    seq: int
+    added: list[AddedDocument] = []
+    rejected: list[RejectedDocument] = []
+    deleted: list[str] = []
+    took_ms: float
+
+
+class CompactResponse(BaseModel):
+    collection: str
+    build_id: str
+    previous_build_id: str
+    previous_seq: int
+    documents: int
+    chunks: int
+    took_ms: float

@@ -110,6 +110,85 @@ def mcp(
     run_mcp(settings, "stdio" if transport == "stdio" else "streamable-http", host, port)
 
 
+def _live(collection: str, data_dir: Optional[Path]):
+    from indexing.live import open_live
+    from indexing.settings import load_settings
+
+    settings = load_settings(data_dir=data_dir)
+    try:
+        return open_live(settings.data_dir, collection, settings)
+    except LookupError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2) from exc
+
+
+@app.command()
+def add(
+    files: list[Path] = typer.Argument(..., help="JSON/JSONL files (or directories) of documents to add or replace."),
+    collection: str = typer.Option(..., "--collection", "-c", help="A published collection."),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Add documents to a live collection (a document with an existing doc_id replaces it).
+
+    Writes straight to the collection's journal; running servers pick the change up on their next
+    request. Documents that cannot be used are listed by file and position; the others are added.
+    """
+    _setup_logging(verbose)
+    from indexing.documents import CorpusError
+    from indexing.loaders import load_corpus
+
+    live = _live(collection, data_dir)
+    documents, skipped = [], []
+    for file in files:
+        try:
+            corpus = load_corpus(file)
+        except CorpusError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(code=2) from exc
+        documents += corpus.documents
+        skipped += corpus.skipped
+    for skip in skipped:
+        where = skip.source + (f" (doc_index {skip.doc_index})" if skip.doc_index is not None else "")
+        typer.secho(f"skipped {where}: {skip.reason}", fg=typer.colors.YELLOW, err=True)
+    if not documents:
+        typer.secho("error: no valid document to add", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    report = live.write(documents, [])
+    replaced = sum(a["replaced"] for a in report.added)
+    typer.echo(f"collection {collection!r}: added {len(report.added) - replaced}, replaced {replaced}, "
+               f"skipped {len(skipped)} (journal seq {report.seq}, {report.seconds:.2f}s)")
+
+
+@app.command()
+def delete(
+    doc_ids: list[str] = typer.Argument(..., help="doc_id of each document to delete."),
+    collection: str = typer.Option(..., "--collection", "-c"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Delete documents from a live collection (one atomic batch)."""
+    _setup_logging(verbose)
+    report = _live(collection, data_dir).write([], doc_ids)
+    typer.echo(f"collection {collection!r}: deleted {len(report.deleted)} (journal seq {report.seq})")
+    if report.not_found:
+        typer.secho(f"error: not found: {', '.join(report.not_found)}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def compact(
+    collection: str = typer.Option(..., "--collection", "-c"),
+    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v"),
+) -> None:
+    """Fold the live journal into a fresh build, published atomically."""
+    _setup_logging(verbose)
+    info = _live(collection, data_dir).compact()
+    typer.echo(f"collection {collection!r}: compacted {info['previous_build_id']}+{info['previous_seq']} into "
+               f"{info['build_id']} ({info['documents']} documents, {info['chunks']} chunks, {info['seconds']:.1f}s)")
+
+
 graph_app = typer.Typer(no_args_is_help=True, help="Inspect a collection's knowledge-graph memory.")
 app.add_typer(graph_app, name="graph")
 

@@ -20,7 +20,8 @@ from pathlib import Path
 
 from indexing import publish
 from indexing.builder import build_collection
-from indexing.collection import Collection, open_build
+from indexing.collection import Collection
+from indexing.live import LiveCollection, StaleBuild, WriteReport
 from indexing.documents import CorpusError
 from indexing.settings import Settings
 
@@ -82,7 +83,7 @@ class CollectionRegistry:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.roots = [Path(os.path.realpath(self.data_dir))] + [
             Path(os.path.realpath(root)) for root in settings.corpus_roots]
-        self._loaded: dict[str, Collection] = {}
+        self._loaded: dict[str, LiveCollection] = {}
         self._lock = threading.Lock()
         self._jobs: dict[Path, BuildJob] = {}
         self._built: dict[Path, tuple[int, int]] = {}
@@ -103,16 +104,45 @@ class CollectionRegistry:
             if job is not None and not job.error:
                 raise Building(f"collection {name!r} is being built", {"Retry-After": "5"}, job.describe())
             raise NotFound(f"unknown collection {name!r}")
+        return self.live(name, build_dir).snapshot()
+
+    def live(self, name: str, build_dir: Path | None = None) -> LiveCollection:
+        """The collection's live view (base build + change journal), reloaded when republished."""
+        if build_dir is None:
+            build_dir = publish.current_build_dir(self.data_dir, name)
+            if build_dir is None:
+                raise NotFound(f"unknown collection {name!r}")
         cached = self._loaded.get(name)
         if cached is not None and cached.build_dir == build_dir:
             return cached
         with self._lock:
             cached = self._loaded.get(name)
             if cached is None or cached.build_dir != build_dir:
-                cached = open_build(name, build_dir, self.settings.device)
+                cached = LiveCollection(name, build_dir, self.settings)
                 self._loaded[name] = cached  # in-flight queries keep their reference to the old build
                 log.info("loaded collection %s build %s", name, build_dir.name)
             return cached
+
+    def write(self, name: str, documents: list, deletes: list[str]) -> WriteReport:
+        """One write batch, retried once if another process republished the collection meanwhile."""
+        try:
+            return self.live(self._existing(name)).write(documents, deletes)
+        except StaleBuild:
+            return self.live(self._existing(name)).write(documents, deletes)
+
+    def compact(self, name: str) -> dict:
+        try:
+            return self.live(self._existing(name)).compact()
+        except StaleBuild:
+            return self.live(self._existing(name)).compact()
+
+    def _existing(self, name: str) -> str:
+        try:
+            if publish.current_build_dir(self.data_dir, name) is None:
+                raise NotFound(f"unknown collection {name!r}")
+        except publish.CollectionNameError as exc:
+            raise NotFound(str(exc)) from exc
+        return name
 
     def describe(self, name: str) -> dict:
         """What ``rag_document_stats`` reports, plus build status while a build runs."""
@@ -133,14 +163,15 @@ class CollectionRegistry:
         manifest = collection.manifest
         info.update({
             "status": "ready",
-            "documents": manifest["counts"]["documents"],
-            "chunks": manifest["counts"]["chunks"],
+            "documents": collection.store.n_documents,
+            "chunks": collection.store.n_chunks,
+            "live_seq": collection.live_seq,
             "skipped": manifest["counts"].get("skipped", 0),
             "embedder": manifest["embedder"],
             "chunking": manifest["chunking"],
             "analyzer": manifest["analyzer"]["name"],
             "faiss": manifest["faiss"],
-            "build_id": manifest["build_id"],
+            "build_id": collection.build_id,
             "created_at": manifest["created_at"],
             "corpus": manifest["corpus"],
             "stage_seconds": manifest["stage_seconds"],

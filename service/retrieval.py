@@ -10,7 +10,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import faiss
 import numpy as np
 
 from graphmem.retrieve import GraphResult, graph_search
@@ -126,22 +125,7 @@ def _allowed_rows(collection: Collection, filters: SearchFilters | None) -> np.n
 
 
 def _dense_top(collection: Collection, qvec: np.ndarray, pool: int, mask: np.ndarray | None):
-    index = collection.dense.index
-    k = min(pool, collection.dense.size)
-    if k <= 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    if mask is None:
-        scores, rows = index.search(qvec, k)
-    else:
-        allowed = np.flatnonzero(mask).astype(np.int64)
-        if allowed.size == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        params = faiss.SearchParameters(sel=faiss.IDSelectorBatch(allowed))
-        if hasattr(index, "hnsw"):
-            params = faiss.SearchParametersHNSW(sel=faiss.IDSelectorBatch(allowed), efSearch=max(index.hnsw.efSearch, k))
-        scores, rows = index.search(qvec, min(k, allowed.size), params=params)
-    keep = rows[0] >= 0
-    return rows[0][keep].astype(np.int64), scores[0][keep].astype(np.float32)
+    return collection.dense.top(qvec, pool, mask)
 
 
 def rank_candidates(collection: Collection, query: str, mode: str, pool: int,

@@ -1,0 +1,55 @@
+"""The write endpoints' logic: per-item validation, then one atomic journal batch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from indexing.documents import Document
+from indexing.loaders import document_from_record
+from service.api_models import AddedDocument, RejectedDocument, WriteResponse
+from service.registry import BadCorpus, CollectionRegistry, NotFound, ServiceError
+
+
+class Unprocessable(ServiceError):
+    status = 422
+
+
+def add_documents(registry: CollectionRegistry, name: str, items: list[dict[str, Any]],
+                  max_batch: int) -> WriteResponse:
+    """Valid items are added in one batch; each invalid one is reported and nothing else is lost."""
+    if len(items) > max_batch:
+        raise BadCorpus(f"{len(items)} documents in one request; the limit is {max_batch} (RAGMEM_MAX_BATCH_DOCUMENTS)")
+    accepted: list[tuple[int, Document]] = []
+    rejected: list[RejectedDocument] = []
+    seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        raw_id = item.get("doc_id")
+        doc_id = raw_id.strip() if isinstance(raw_id, str) else ""
+        if not doc_id:
+            rejected.append(RejectedDocument(index=index, error="'doc_id' must be a non-empty string"))
+            continue
+        if doc_id in seen:
+            rejected.append(RejectedDocument(index=index, doc_id=doc_id,
+                                             error=f"doc_id repeats item {seen[doc_id]} of this batch"))
+            continue
+        result = document_from_record(item, index, f"api:{name}")
+        if isinstance(result, str):
+            rejected.append(RejectedDocument(index=index, doc_id=doc_id, error=result))
+            continue
+        seen[doc_id] = index
+        accepted.append((index, result))
+    if not accepted:
+        raise Unprocessable("no valid document in the batch", extra={"rejected": [r.model_dump() for r in rejected]})
+    report = registry.write(name, [doc for _, doc in accepted], [])
+    added = [AddedDocument(index=index, doc_id=info["doc_id"], chunks=info["chunks"], replaced=info["replaced"])
+             for (index, _), info in zip(accepted, report.added)]
+    return WriteResponse(collection=report.collection, build_id=f"{report.build_id}+{report.seq}", seq=report.seq,
+                         added=added, rejected=rejected, took_ms=round(report.seconds * 1000, 3))
+
+
+def delete_document(registry: CollectionRegistry, name: str, doc_id: str) -> WriteResponse:
+    report = registry.write(name, [], [doc_id])
+    if report.not_found:
+        raise NotFound(f"no document {doc_id!r} in collection {name!r}")
+    return WriteResponse(collection=report.collection, build_id=f"{report.build_id}+{report.seq}", seq=report.seq,
+                         deleted=report.deleted, took_ms=round(report.seconds * 1000, 3))
