@@ -66,12 +66,12 @@ TRIPLE_HNSW_THRESHOLD = 20_000
 """Up to this many triples the question is scored against every triple vector (exact, a few ms);
 above it an HNSW index, persisted beside the arrays, keeps linking under a millisecond."""
 TRIPLE_HNSW_M = 32
-TRIPLE_HNSW_EF_SEARCH = 128
+TRIPLE_HNSW_EF_SEARCH = 64
 
 LARGE_WALK_EDGES = 2_000_000
 """Graphs with more stored transitions than this (about 50k chunks) run PageRank in float32 for a
 fixed :data:`LARGE_WALK_STEPS` steps instead of to convergence; `make bench-graph` measures both."""
-LARGE_WALK_STEPS = 4
+LARGE_WALK_STEPS = 3
 
 _PROGRESS_EVERY = 0.01  # report extraction progress every ~1% of the chunks
 

@@ -113,14 +113,14 @@ def personalized_pagerank(
     total = s.sum()
     s = s / total if total > 0 else np.full(n, 1.0 / n)
 
-    backward, dangling = walk.backward(), walk.dangling
+    dangling = walk.dangling
     restart = 1.0 - damping
 
-    p = s.astype(backward.dtype)
+    p = s.astype(walk.dtype)
     s = p.copy()
     for _ in range(fixed_steps or max_iter):
         previous = p
-        p = damping * (backward @ previous)
+        p = damping * walk.spread(previous)
         p += (restart + damping * previous[dangling].sum()) * s
         if np.abs(p - previous).sum() < n * tol:
             break
@@ -150,7 +150,21 @@ class Walk:
         self.n = forward.shape[0]
         self.edges = int(forward.nnz)
         self.dangling = np.asarray(forward.sum(axis=1)).ravel() <= 1e-12
+        self.dtype = np.float32 if single_precision else np.float64
         self._backward: sp.csr_matrix | None = None
+        self._forward: sp.csr_matrix | None = None
+
+    def spread(self, p: np.ndarray) -> np.ndarray:
+        """Pᵀ p. While ``p`` sits on a few nodes (the first steps from the seeds), only their rows
+        are read; once it has spread, one whole-matrix product is cheaper."""
+        support = np.flatnonzero(p)
+        if support.size * 8 < self.n:
+            touched = int((self.indptr[support + 1] - self.indptr[support]).sum())
+            if touched * 4 < self.edges:
+                if self._forward is None:
+                    self._forward = _as_matrix(self).astype(self.dtype)
+                return np.asarray(self._forward[support].T @ p[support], dtype=self.dtype)
+        return self.backward() @ p
 
     def backward(self) -> sp.csr_matrix:
         """Pᵀ as CSR, so an exact power-iteration step is one sparse mat-vec (built on first use)."""

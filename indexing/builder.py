@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 from graphmem.memory import TRIPLE_HNSW_THRESHOLD, ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
 from indexing.analyzer import default_analyzer
+from indexing.change_log import journal_path
 from indexing.chunking import chunk_text
 from indexing.documents import Document, LoadedCorpus, SkippedDocument
 from indexing.embedder import Embedder, load_embedder
@@ -190,6 +191,10 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
                 return BuildSummary(name, current, True, manifest["counts"]["documents"],
                                     manifest["counts"]["chunks"], corpus.skipped, stages.seconds,
                                     publish.directory_bytes(current))
+        if current is not None and not locked and journal_path(root, current.name).exists():
+            log.warning("collection %s has live changes (add/delete) on build %s; this rebuild from %s replaces "
+                        "them (the journal stays at %s)", name, current.name, corpus_path,
+                        journal_path(root, current.name))
         build_id = publish.new_build_id()
         staging = publish.staging_dir(root, build_id)
         try:

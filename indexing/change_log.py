@@ -23,21 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from indexing.documents import Document
+from indexing.store import DOCUMENT_COLUMNS
 
 LIVE_DIR = "live"
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS documents (
-    doc_row INTEGER PRIMARY KEY,
-    doc_id TEXT NOT NULL UNIQUE,
-    doc_index INTEGER NOT NULL,
-    title TEXT NOT NULL,
-    url TEXT NOT NULL DEFAULT '',
-    text TEXT NOT NULL,
-    metadata TEXT NOT NULL DEFAULT '{}',
-    source TEXT NOT NULL DEFAULT '',
-    n_chunks INTEGER NOT NULL,
+CREATE TABLE IF NOT EXISTS documents ({DOCUMENT_COLUMNS},
     seq INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS chunks (

@@ -18,8 +18,7 @@ from indexing.documents import Document, SkippedDocument
 
 STORE_FILE = "store.sqlite"
 
-_SCHEMA = """
-CREATE TABLE documents (
+DOCUMENT_COLUMNS = """
     doc_row INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,
     doc_index INTEGER NOT NULL,
@@ -28,7 +27,11 @@ CREATE TABLE documents (
     text TEXT NOT NULL,
     metadata TEXT NOT NULL DEFAULT '{}',
     source TEXT NOT NULL DEFAULT '',
-    n_chunks INTEGER NOT NULL
+    n_chunks INTEGER NOT NULL"""
+"""Columns of a documents table; the live change journal uses the same ones (plus its seq)."""
+
+_SCHEMA = f"""
+CREATE TABLE documents ({DOCUMENT_COLUMNS}
 );
 CREATE INDEX documents_doc_index ON documents(doc_index);
 CREATE TABLE chunks (

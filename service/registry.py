@@ -202,8 +202,11 @@ class CollectionRegistry:
                 if not self._inside_roots(real):
                     continue
                 inside_any = True
-                if real.is_file() or real.is_dir():
-                    return real
+                try:
+                    if real.is_file() or real.is_dir():
+                        return real
+                except OSError as exc:  # e.g. a path component longer than the file system allows
+                    raise BadCorpus(f"json_path cannot be used: {exc.strerror}") from exc
         if not inside_any:
             raise Forbidden(f"json_path is outside the allowed roots: {raw}")
         raise NotFound(f"no such corpus: {raw}")

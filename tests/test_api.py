@@ -111,6 +111,7 @@ def test_get_context_respects_budget_and_offsets(server):
     ({"query": "x", "json_path": "{corpora}/task1/../../../../etc/passwd"}, 403),
     ({"query": "x", "json_path": "{corpora}/escape/passwd"}, 403),
     ({"query": "x", "json_path": "{corpora}/missing.json"}, 404),
+    ({"query": "x", "json_path": "{corpora}/" + "0" * 1000 + ".json"}, 400),
     ({"query": "x", "collection": "nope"}, 404),
     ({"query": "x", "collection": "../etc"}, 404),
     ({"query": "", "collection": "named"}, 422),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from graphmem.ppr import personalized_pagerank, row_normalise, transition_matrix
+from graphmem.ppr import Walk, personalized_pagerank, row_normalise, transition_matrix
 
 
 def random_graph(seed: int, n: int = 30, p: float = 0.12, directed: bool = False) -> nx.Graph:
@@ -134,3 +134,22 @@ def test_invalid_inputs() -> None:
     with pytest.raises(ValueError):
         personalized_pagerank(t, np.ones(3), damping=1.0)
     assert personalized_pagerank(sp.csr_matrix((0, 0)), np.zeros(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("single_precision", [False, True])
+def test_fixed_steps_bound_the_error_by_the_mass_left_to_move(single_precision: bool) -> None:
+    graph = nx.barabasi_albert_graph(300, 3, seed=4)
+    nodes = list(graph.nodes)
+    walk = Walk(transition_matrix(graph, nodes), single_precision=single_precision)
+    seeds = np.zeros(len(nodes))
+    seeds[[3, 50, 120]] = [0.5, 0.3, 0.2]
+    exact = personalized_pagerank(walk, seeds, damping=0.5, tol=1e-14)
+    previous = None
+    for steps in (2, 4, 8):
+        approx = personalized_pagerank(walk, seeds, damping=0.5, fixed_steps=steps)
+        error = np.abs(approx - exact).sum()
+        assert error <= 2 * 0.5 ** steps + 1e-5
+        if previous is not None:
+            assert error < previous
+        previous = error
+    assert abs(approx.sum() - 1) < 1e-6
