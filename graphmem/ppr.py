@@ -85,6 +85,7 @@ def personalized_pagerank(
     tol: float = 1e-8,
     max_iter: int = 100,
     fixed_steps: int | None = None,
+    wanted_from: int = 0,
 ) -> np.ndarray:
     """Stationary distribution of a walk that follows an edge with probability ``damping``
     and otherwise restarts at the seeds.
@@ -98,6 +99,9 @@ def personalized_pagerank(
 
     ``fixed_steps`` stops after that many steps without a warning: with damping 0.5 the mass
     still to move after k steps is at most 0.5^k, and large graphs use this to bound latency.
+    With ``fixed_steps``, ``wanted_from`` > 0 says only nodes from that index on are wanted (the
+    chunks, after the entities): the last step then computes only their rows — mass conserves,
+    so the result is not renormalised — and earlier nodes are 0 in the result.
     """
     if not 0.0 <= damping < 1.0:
         raise ValueError(f"damping must be in [0, 1), got {damping}")
@@ -118,6 +122,13 @@ def personalized_pagerank(
 
     p = s.astype(walk.dtype)
     s = p.copy()
+    if fixed_steps and wanted_from > 0:
+        for _ in range(fixed_steps - 1):
+            p = damping * walk.spread(p) + (restart + damping * p[dangling].sum()) * s
+        out = np.zeros(n, dtype=np.float64)
+        tail = damping * (walk.backward_from(wanted_from) @ p)
+        out[wanted_from:] = tail + (restart + damping * p[dangling].sum()) * s[wanted_from:]
+        return out
     for _ in range(fixed_steps or max_iter):
         previous = p
         p = damping * walk.spread(previous)
@@ -165,6 +176,12 @@ class Walk:
                     self._forward = _as_matrix(self).astype(self.dtype)
                 return np.asarray(self._forward[support].T @ p[support], dtype=self.dtype)
         return self.backward() @ p
+
+    def backward_from(self, first: int) -> sp.csr_matrix:
+        """Rows ``first..n`` of Pᵀ (the mass arriving at those nodes), cached for one ``first``."""
+        if getattr(self, "_tail", None) is None or self._tail[0] != first:
+            self._tail = (first, self.backward()[first:])
+        return self._tail[1]
 
     def backward(self) -> sp.csr_matrix:
         """Pᵀ as CSR, so an exact power-iteration step is one sparse mat-vec (built on first use)."""

@@ -96,7 +96,8 @@ def walk_from_seeds(memory: GraphMemory, seeds: np.ndarray, damping: float, exac
         return np.zeros(memory.n_chunks, np.float32)
     walk = memory.walk()
     large = walk.edges > LARGE_WALK_EDGES and not exact
-    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=LARGE_WALK_STEPS if large else None)
+    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=LARGE_WALK_STEPS if large else None,
+                                 wanted_from=memory.n_entities if large else 0)
     return mass[memory.n_entities:].astype(np.float32)
 
 
