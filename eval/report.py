@@ -55,8 +55,8 @@ def rule_checks(results: dict, metric: str = "recall@5") -> str:
             verdict = "PASS" if margin >= -0.5 else "FAIL"
             lines.append(f"- {name}: `{default}` {value:.3f} vs best {'leg' if default == 'hybrid' else 'other mode'}"
                          f" `{best_mode}` {others[best_mode]:.3f} ({margin:+.1f} pt): **{verdict}** (≥ −0.5 pt)")
-        if "hybrid+graph" in modes:
-            non_graph = {m: row[metric] for m, row in modes.items() if m in NON_GRAPH}
+        non_graph = {m: row[metric] for m, row in modes.items() if m in NON_GRAPH}
+        if "hybrid+graph" in modes and non_graph:  # a run of graph modes only has nothing to compare with
             best_mode = max(non_graph, key=non_graph.get)
             gain = (modes["hybrid+graph"][metric] - non_graph[best_mode]) * 100
             lines.append(f"  - graph gain: `hybrid+graph` {gain:+.1f} pt over the best non-graph mode `{best_mode}`")

@@ -3,6 +3,7 @@ service's own retrieval code (or a live server with ``--url``), and score every 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import statistics
@@ -41,6 +42,9 @@ class EvalConfig:
     ks: tuple[int, ...] = DEFAULT_KS
     out_dir: Path | None = None
     url: str | None = None
+    graph_walk_steps: int | None = None
+    """Run the graph's PageRank for exactly this many steps (None: the service's own choice), to
+    measure what the fixed-step walk used on large graphs costs in recall on these small ones."""
 
 
 def _collection_for(dataset: EvalDataset, settings: Settings) -> Collection:
@@ -127,12 +131,15 @@ def run_eval(config: EvalConfig, settings: Settings) -> Path:
     out_dir = config.out_dir or Path("eval") / "results" / run_id
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"run_id": run_id, "config": {"modes": config.modes, "ks": list(config.ks), "url": config.url,
+                                            "graph_walk_steps": config.graph_walk_steps,
                                             "embed_model": settings.embed_model,
                                             "datasets": [str(p) for p in config.datasets]},
                "datasets": {}}
     datasets = [load_dataset(path) for path in config.datasets]
     # Index first with the builder's torch threads; query-serving settings limit them afterwards.
     collections = [_collection_for(dataset, settings) for dataset in datasets]
+    for collection in collections:
+        collection.graph_params = dataclasses.replace(collection.graph_params, walk_steps=config.graph_walk_steps)
     configure_query_serving(settings)
     for dataset, collection in zip(datasets, collections):
         results["datasets"][dataset.name] = evaluate_dataset(dataset, config, settings, collection)

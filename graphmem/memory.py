@@ -182,6 +182,8 @@ class GraphMemory:
         Equal to ``transition_matrix(self.graph(), self.node_list())`` but assembled from
         the arrays, so a service can run PPR without ever building the networkx graph.
         """
+        if self._transition is not None:  # the query path: no lock once built
+            return self._transition
         with self._lock:
             if self._transition is None:
                 self._transition = row_normalise(self._adjacency())
@@ -189,6 +191,8 @@ class GraphMemory:
 
     def walk(self) -> Walk:
         """The transition matrix prepared for repeated personalized PageRank, cached."""
+        if self._walk is not None:
+            return self._walk
         transition = self.transition()
         with self._lock:
             if self._walk is None:

@@ -123,15 +123,15 @@ def personalized_pagerank(
     p = s.astype(walk.dtype)
     s = p.copy()
     if fixed_steps and wanted_from > 0:
-        for _ in range(fixed_steps - 1):
-            p = damping * walk.spread(p) + (restart + damping * p[dangling].sum()) * s
+        for step in range(fixed_steps - 1):
+            p = damping * walk.spread(p, local=step < 2) + (restart + damping * p[dangling].sum()) * s
         out = np.zeros(n, dtype=np.float64)
         tail = damping * (walk.backward_from(wanted_from) @ p)
         out[wanted_from:] = tail + (restart + damping * p[dangling].sum()) * s[wanted_from:]
         return out
-    for _ in range(fixed_steps or max_iter):
+    for step in range(fixed_steps or max_iter):
         previous = p
-        p = damping * walk.spread(previous)
+        p = damping * walk.spread(previous, local=step < 2)
         p += (restart + damping * previous[dangling].sum()) * s
         if np.abs(p - previous).sum() < n * tol:
             break
@@ -165,11 +165,12 @@ class Walk:
         self._backward: sp.csr_matrix | None = None
         self._forward: sp.csr_matrix | None = None
 
-    def spread(self, p: np.ndarray) -> np.ndarray:
+    def spread(self, p: np.ndarray, local: bool = True) -> np.ndarray:
         """Pᵀ p. While ``p`` sits on a few nodes (the first steps from the seeds), only their rows
-        are read; once it has spread, one whole-matrix product is cheaper."""
-        support = np.flatnonzero(p)
-        if support.size * 8 < self.n:
+        are read; once it has spread, one whole-matrix product is cheaper (``local=False`` skips
+        the check: a walk's support only grows)."""
+        support = np.flatnonzero(p) if local else None
+        if support is not None and support.size * 8 < self.n:
             touched = int((self.indptr[support + 1] - self.indptr[support]).sum())
             if touched * 4 < self.edges:
                 if self._forward is None:

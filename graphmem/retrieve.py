@@ -34,6 +34,8 @@ class GraphQueryParams:
     passage_seeds: int = 20
     min_link_score: float = 0.2
     """Triples with a lower cosine to the question are not linked (noise on unrelated questions)."""
+    walk_steps: int | None = None
+    """PageRank steps; None: to convergence up to ``LARGE_WALK_EDGES`` transitions, ``LARGE_WALK_STEPS`` above."""
 
 
 @dataclass
@@ -89,20 +91,22 @@ def graph_seeds(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: n
     return GraphResult(np.zeros(memory.n_chunks, np.float32), triples, linked_entities, seeds)
 
 
-def walk_from_seeds(memory: GraphMemory, seeds: np.ndarray, damping: float, exact: bool | None = None) -> np.ndarray:
-    """PageRank mass of every chunk row: to convergence on graphs up to ``LARGE_WALK_EDGES``
-    transitions, ``LARGE_WALK_STEPS`` steps above (``exact=True`` forces convergence)."""
+def walk_from_seeds(memory: GraphMemory, seeds: np.ndarray, damping: float, steps: int | None = None,
+                    exact: bool = False) -> np.ndarray:
+    """PageRank mass of every chunk row, after ``steps`` steps (see ``GraphQueryParams.walk_steps``);
+    ``exact`` runs to convergence whatever the graph's size."""
     if not seeds.any():
         return np.zeros(memory.n_chunks, np.float32)
     walk = memory.walk()
-    large = walk.edges > LARGE_WALK_EDGES and not exact
-    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=LARGE_WALK_STEPS if large else None,
-                                 wanted_from=memory.n_entities if large else 0)
+    if steps is None and walk.edges > LARGE_WALK_EDGES and not exact:
+        steps = LARGE_WALK_STEPS
+    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=None if exact else steps,
+                                 wanted_from=memory.n_entities if steps and not exact else 0)
     return mass[memory.n_entities:].astype(np.float32)
 
 
 def graph_search(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
                  dense_scores: np.ndarray, params: GraphQueryParams = GraphQueryParams()) -> GraphResult:
     result = graph_seeds(memory, query, qvec, dense_rows, dense_scores, params)
-    result.chunk_scores = walk_from_seeds(memory, result.seeds, params.damping)
+    result.chunk_scores = walk_from_seeds(memory, result.seeds, params.damping, params.walk_steps)
     return result

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Container
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -137,8 +138,10 @@ class ChangeLog:
             chunk_terms=[json.loads(r[2]) for r in rows], chunk_vectors=vectors,
             chunk_texts=[r[4] for r in rows], chunk_titles=[r[5] for r in rows])
 
-    def write(self, adds: list[PreparedDocument], deletes: list[str], base_doc_ids: set[str]) -> tuple[int, list[str]]:
-        """Apply one batch in one transaction; returns (new seq, doc_ids that were not found to delete).
+    def write(self, adds: list[PreparedDocument], deletes: list[str],
+              base_doc_ids: Container[str]) -> tuple[int, list[str], set[str]]:
+        """Apply one batch in one transaction; returns (new seq, doc_ids not found to delete, doc_ids
+        of added documents that replaced an existing one).
 
         An added doc_id that exists (in the base or the journal) replaces it. ``base_doc_ids`` holds
         the base build's doc_ids that are still alive.
@@ -151,9 +154,11 @@ class ChangeLog:
             missing = [doc_id for doc_id in deletes if not self._remove(conn, doc_id, seq, base_doc_ids)]
             next_doc_row, next_chunk_row = int(meta["next_doc_row"]), int(meta["next_chunk_row"])
             next_doc_index = int(meta["next_doc_index"])
+            replaced: set[str] = set()
             for prepared in adds:
                 doc = prepared.document
-                self._remove(conn, doc.doc_id, seq, base_doc_ids)
+                if self._remove(conn, doc.doc_id, seq, base_doc_ids):
+                    replaced.add(doc.doc_id)
                 conn.execute("INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?)",
                              (next_doc_row, doc.doc_id, next_doc_index, doc.title, doc.url, doc.text,
                               json.dumps(doc.metadata, ensure_ascii=False), doc.source, len(prepared.chunks), seq))
@@ -173,10 +178,10 @@ class ChangeLog:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
-        return seq, missing
+        return seq, missing, replaced
 
     @staticmethod
-    def _remove(conn: sqlite3.Connection, doc_id: str, seq: int, base_doc_ids: set[str]) -> bool:
+    def _remove(conn: sqlite3.Connection, doc_id: str, seq: int, base_doc_ids: Container[str]) -> bool:
         row = conn.execute("SELECT doc_row FROM documents WHERE doc_id = ?", (doc_id,)).fetchone()
         if row is not None:
             conn.execute("DELETE FROM chunks WHERE doc_row = ?", row)

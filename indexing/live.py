@@ -105,6 +105,9 @@ class LiveCollection:
                 return
             started = time.perf_counter()
             state = journal.read()
+            if state.seq == 0:  # an empty journal (e.g. a crash before its first commit)
+                self._snapshot, self._seq = self.base, 0
+                return
             base = self.base
             ids = self.base_doc_rows()
             deleted_docs = np.array(sorted(ids[d] for d in state.tombstones if d in ids), dtype=np.int64)
@@ -125,9 +128,8 @@ class LiveCollection:
                      self.name, state.seq, state.chunk_rows.size, deleted_docs.size, time.perf_counter() - started)
 
     def _graph_encoder(self):
-        embedder = self.base.embedder
-
         def encode(texts: list[str]) -> np.ndarray:
+            embedder = self.base.embedder  # loaded only when there is something to embed
             cache = EmbeddingCache(cache_path_for(Path(self.settings.data_dir) / ".cache" / "embeddings", embedder),
                                    embedder.dimension)
             try:
@@ -155,12 +157,8 @@ class LiveCollection:
         prepared = self._prepare(documents) if documents else []
         with self._exclusive():
             journal = self.journal(create=True)
-            state_before = journal.read()
-            live_ids = set(state_before.doc_rows)
-            base_ids = set(self.base_doc_rows())
-            seq, missing = journal.write(prepared, deletes, base_ids)
+            seq, missing, replaced = journal.write(prepared, deletes, self.base_doc_rows())
         self._refresh()
-        replaced = {d.doc_id for d in documents} & ((base_ids - state_before.tombstones) | live_ids)
         report = WriteReport(self.name, self.build_dir.name, seq,
                              added=[{"doc_id": p.document.doc_id, "chunks": len(p.chunks),
                                      "replaced": p.document.doc_id in replaced} for p in prepared],

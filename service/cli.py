@@ -272,6 +272,9 @@ def eval_command(
     url: Optional[str] = typer.Option(None, "--url", help="Query a live server instead of in-process retrieval."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root for the eval collections."),
     sample: bool = typer.Option(False, "--sample", help="Also run the small self-made sample benchmark."),
+    graph_walk_steps: Optional[int] = typer.Option(None, "--graph-walk-steps", min=1,
+                                                   help="Fixed PageRank steps for the graph modes "
+                                                        "(default: to convergence; large graphs use 3)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Measure retrieval quality of every mode on QA benchmarks; writes results.json, report.md and a plot."""
@@ -291,7 +294,8 @@ def eval_command(
         raise typer.BadParameter(f"unknown modes {unknown}; available: {', '.join(available_modes())}")
     ks = tuple(int(x) for x in k.split(",")) if k else DEFAULT_KS
     settings = load_settings(data_dir=data_dir)
-    out_dir = run_eval(EvalConfig(datasets=paths, modes=chosen, ks=ks, out_dir=out, url=url), settings)
+    out_dir = run_eval(EvalConfig(datasets=paths, modes=chosen, ks=ks, out_dir=out, url=url,
+                                    graph_walk_steps=graph_walk_steps), settings)
     typer.echo((out_dir / "report.md").read_text())
     typer.echo(f"results: {out_dir / 'results.json'}  plot: {out_dir / 'recall_at_k.png'}")
 

@@ -50,10 +50,10 @@ def _doc_ids(url: str, query: str, mode: str = "hybrid+graph") -> set[str]:
 def test_writes_need_the_key_reads_do_not(server):
     r = httpx.post(f"{server}/collections/news/documents", json={"documents": [OKAPI]}, timeout=60)
     assert r.status_code == 401 and "Bearer" in r.json()["detail"] and r.headers["www-authenticate"]
-    r = httpx.delete(f"{server}/collections/news/documents/x", headers={"Authorization": "Bearer wrong"})
+    r = httpx.delete(f"{server}/collections/news/documents/x", headers={"Authorization": "Bearer wrong"}, timeout=60)
     assert r.status_code == 401
-    assert httpx.post(f"{server}/collections/news/compact").status_code == 401
-    assert httpx.get(f"{server}/collections/news").status_code == 200
+    assert httpx.post(f"{server}/collections/news/compact", timeout=60).status_code == 401
+    assert httpx.get(f"{server}/collections/news", timeout=60).status_code == 200
 
 
 def test_add_search_delete_over_http(server):
@@ -63,7 +63,7 @@ def test_add_search_delete_over_http(server):
     assert body["added"] == [{"index": 0, "doc_id": "okapi", "chunks": 1, "replaced": False}]
     for mode in ("hybrid+graph", "bm25", "dense", "graph"):
         assert "okapi" in _doc_ids(server, "okapi Ituri rainforest camera traps", mode), mode
-    stats = httpx.get(f"{server}/collections/news").json()
+    stats = httpx.get(f"{server}/collections/news", timeout=60).json()
     assert stats["live_seq"] == body["seq"] and any(d["doc_id"] == "okapi" for d in stats["document_list"])
 
     r = httpx.delete(f"{server}/collections/news/documents/okapi", headers=WRITE, timeout=60)
@@ -73,7 +73,7 @@ def test_add_search_delete_over_http(server):
     r = httpx.post(f"{server}/rag_search", json={"query": "Epulu okapi", "collection": "news",
                                                  "include_subgraph": True}, timeout=60)
     assert "Epulu" not in str(r.json()["subgraph"])
-    assert httpx.delete(f"{server}/collections/news/documents/okapi", headers=WRITE).status_code == 404
+    assert httpx.delete(f"{server}/collections/news/documents/okapi", headers=WRITE, timeout=60).status_code == 404
 
 
 def test_bad_documents_are_reported_per_item(server):
@@ -94,10 +94,10 @@ def test_bad_documents_are_reported_per_item(server):
     reasons = {x["index"]: x["error"] for x in body["rejected"]}
     assert "doc_id" in reasons[1] and "empty" in reasons[2] and "repeats" in reasons[3]
     assert "good-2" in _doc_ids(server, "largest rodents capybara", "bm25")
-    r = httpx.post(f"{server}/collections/news/documents", json={"documents": [{"title": "x"}]}, headers=WRITE)
+    r = httpx.post(f"{server}/collections/news/documents", json={"documents": [{"title": "x"}]}, headers=WRITE, timeout=60)
     assert r.status_code == 422 and r.json()["rejected"][0]["index"] == 0
     assert httpx.post(f"{server}/collections/nope/documents", json={"documents": [OKAPI]},
-                      headers=WRITE).status_code == 404
+                      headers=WRITE, timeout=60).status_code == 404
 
 
 def test_cli_writes_reach_the_running_server_and_writers_serialise(server, data_dir, tmp_path):
@@ -114,17 +114,17 @@ def test_cli_writes_reach_the_running_server_and_writers_serialise(server, data_
         assert cli_run.result().returncode == 0, cli_run.result().stderr
         seqs = [p.result().json()["seq"] for p in posts]
     assert len(set(seqs)) == len(seqs)  # each batch got its own journal entry
-    ids = {d["doc_id"] for d in httpx.get(f"{server}/collections/news").json()["document_list"]}
+    ids = {d["doc_id"] for d in httpx.get(f"{server}/collections/news", timeout=60).json()["document_list"]}
     assert {f"cli-{i}" for i in range(3)} | {f"http-{i}" for i in range(4)} <= ids
 
     run = subprocess.run(cli + ["delete", "cli-0", "-c", "news", "--data-dir", str(data_dir)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert "cli-0" not in {d["doc_id"] for d in httpx.get(f"{server}/collections/news").json()["document_list"]}
+    assert "cli-0" not in {d["doc_id"] for d in httpx.get(f"{server}/collections/news", timeout=60).json()["document_list"]}
 
     r = httpx.post(f"{server}/collections/news/compact", headers=WRITE, timeout=600)
     assert r.status_code == 200, r.text
-    after = httpx.get(f"{server}/collections/news").json()
+    after = httpx.get(f"{server}/collections/news", timeout=60).json()
     assert after["build_id"] == r.json()["build_id"] and after["live_seq"] == 0
     assert {d["doc_id"] for d in after["document_list"]} == ids - {"cli-0"}
 
@@ -157,12 +157,12 @@ def test_sigkill_in_the_middle_of_a_batch_keeps_old_state(tmp_path):
             stop_process(proc)
 
     with running_server(settings.data_dir) as url:  # restarts cleanly on the same data root
-        stats = httpx.get(f"{url}/collections/news").json()
+        stats = httpx.get(f"{url}/collections/news", timeout=60).json()
         assert stats["documents"] == 6 and stats["live_seq"] == 0
         assert not any(d["doc_id"].startswith("batch-") for d in stats["document_list"])
         r = httpx.post(f"{url}/collections/news/documents", json={"documents": batch}, timeout=120)
         assert r.status_code == 200 and len(r.json()["added"]) == 5
-        assert httpx.get(f"{url}/collections/news").json()["documents"] == 11
+        assert httpx.get(f"{url}/collections/news", timeout=60).json()["documents"] == 11
 
 
 def _wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 90) -> None:
@@ -186,3 +186,18 @@ def _wait_for(probe, timeout: float = 60):
             return value
         time.sleep(0.05)
     raise TimeoutError("condition not reached")
+
+
+def test_read_key_closes_reads_and_the_write_key_opens_them(data_dir):
+    env = {"RAGMEM_API_KEY": KEY, "RAGMEM_READ_API_KEY": "reader"}
+    with running_server(data_dir, env=env) as url:
+        body = {"query": "jazz", "collection": "news"}
+        assert httpx.post(f"{url}/rag_search", json=body, timeout=60).status_code == 401
+        assert httpx.get(f"{url}/collections", timeout=60).status_code == 401
+        for key in ("reader", KEY):
+            r = httpx.post(f"{url}/rag_search", json=body, headers={"Authorization": f"Bearer {key}"}, timeout=60)
+            assert r.status_code == 200, r.text
+        r = httpx.post(f"{url}/collections/news/documents", json={"documents": [OKAPI]},
+                       headers={"Authorization": "Bearer reader"}, timeout=60)
+        assert r.status_code == 401  # the read key does not allow writes
+        assert httpx.get(f"{url}/healthz", timeout=60).status_code == 200
