@@ -30,19 +30,17 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from eval.report_sections import write_section
+from eval.report_sections import emit_section
 from graphmem.memory import LARGE_WALK_STEPS, ChunkText, GraphLimits, GraphMemory, build_graph, load_graph, save_graph
 from graphmem.retrieve import GraphQueryParams, graph_search, graph_seeds, walk_from_seeds
 from indexing.embedder import configure_query_serving, load_embedder
 from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
 from indexing.lexical_index import top_rows
-from indexing.loaders import load_corpus
 from indexing.settings import Settings
 
 log = logging.getLogger("ragmem.bench.graph")
 
 BUILD_CORPUS = "corpora/miro/005/long_context_sampled_128k.json"
-POOL_GLOB = "corpora/miro/*/long_context_sampled_*.json"
 GOAL_ADDED_P50_MS = 15.0
 HASH_DIM = 384
 CHUNK_CHARS = (200, 900)
@@ -67,20 +65,16 @@ def hashed_encoder(dim: int = HASH_DIM):
 
 def synthetic_chunks(shared: Path, n_chunks: int, seed: int) -> tuple[list[ChunkText], str]:
     """Chunks of random real sentences (real entity and co-occurrence statistics, synthetic documents)."""
-    files = sorted(shared.glob(POOL_GLOB))
-    texts: list[str] = []
-    titles: list[str] = []
+    from eval.bench_query import POOL_GLOB, pool_documents
+
+    texts, titles, files = pool_documents(shared)
     if files:
-        for file in files:
-            for doc in load_corpus(file).documents:
-                texts.append(doc.text)
-                titles.append(doc.title)
         where = f"sentences of all {len(files)} `{POOL_GLOB}` corpora"
     else:
         from tests.fixtures import make_documents
 
         docs = make_documents(n_docs=200, seed=seed, paragraphs=12)
-        texts = [d["content"] for d in docs]
+        texts = [d["page_body"] for d in docs]
         titles = [d["title"] for d in docs]
         where = f"a generated corpus (`tests.fixtures.make_documents`): `{shared}` was absent"
     sentences = sorted({s.strip() for t in texts for s in _split_sentences(t) if len(s.strip()) >= 8})
@@ -307,10 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         f"**{'PASS' if p50_new <= GOAL_ADDED_P50_MS else 'FAIL'}** — {p50_new:.1f} ms "
         f"(baseline {p50_old:.1f} ms, {p50_old / max(p50_new, 1e-9):.1f}x).",
     ]
-    body = "\n".join(lines)
-    write_section(args.out, "bench-graph", body)
-    print(body)
-    return 0
+    return emit_section(args.out, "bench-graph", lines)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from indexing.builder import build_collection, chunk_documents, chunking_params
 from indexing.embedder import load_embedder
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
-from eval.report_sections import write_section
+from eval.report_sections import emit_section
 
 log = logging.getLogger("ragmem.bench.index")
 
@@ -90,9 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         "These builds run with the graph memory off (`graph=False`); its stage, about 1.5x the chunk "
         "embedding and nearly all of it embedding entity and triple texts, is measured by `make bench-graph`.",
     ]
-    write_section(args.out, "bench-index", "\n".join(lines))
-    print("\n".join(lines))
-    return 0
+    return emit_section(args.out, "bench-index", lines)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from eval.report_sections import write_section
+from eval.report_sections import emit_section
 from indexing.builder import build_collection
 from indexing.documents import Document
 from indexing.live import open_live
@@ -231,10 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         f"| delete one document | {scale['deletes'].size} | {fmt(np.median(scale['deletes']))} | "
         f"{fmt(scale['deletes'].max())} |",
     ]
-    body = "\n".join(lines)
-    write_section(args.out, "bench-live", body)
-    print(body)
-    return 0
+    return emit_section(args.out, "bench-live", lines)
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
-from eval.report_sections import write_section
+from eval.report_sections import emit_section
 from indexing import publish
 from indexing.analyzer import default_analyzer
 from indexing.builder import BM25_DIR, FAISS_FILE, REPORT_FILE, build_collection
@@ -105,16 +105,22 @@ def build_small(shared: Path, data_dir: Path, settings: Settings, scratch: Path)
     return name, what, corpus
 
 
-def sentence_pool(shared: Path, small: Collection) -> tuple[list[str], list[str], str]:
-    """(unique sentences, document titles, description) to draw synthetic chunks from."""
+def pool_documents(shared: Path) -> tuple[list[str], list[str], list[Path]]:
+    """(texts, titles, files) of every real miro corpus under ``shared`` (empty when it is absent)."""
     texts: list[str] = []
     titles: list[str] = []
     files = sorted(shared.glob(POOL_GLOB))
+    for file in files:
+        for doc in load_corpus(file).documents:
+            texts.append(doc.text)
+            titles.append(doc.title)
+    return texts, titles, files
+
+
+def sentence_pool(shared: Path, small: Collection) -> tuple[list[str], list[str], str]:
+    """(unique sentences, document titles, description) to draw synthetic chunks from."""
+    texts, titles, files = pool_documents(shared)
     if files:
-        for file in files:
-            for doc in load_corpus(file).documents:
-                texts.append(doc.text)
-                titles.append(doc.title)
         where = f"the documents of all {len(files)} `{POOL_GLOB}` corpora"
     else:
         conn = small.store._conn()
@@ -680,10 +686,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- Errors: {errors} non-200 responses in {sum(r.n for r in results.values())} measured requests "
         f"(**{'PASS' if errors == 0 else 'FAIL'}**).",
     ]
-    body = "\n".join(lines)
-    write_section(args.out, "bench-query", body)
-    print(body)
-    return 0
+    return emit_section(args.out, "bench-query", lines)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 
@@ -16,3 +17,11 @@ def write_section(path: Path, name: str, body: str) -> None:
         text = text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def emit_section(path: Path, name: str, lines: list[str]) -> int:
+    """Write a benchmark's section and show it on stdout (the command's result); returns exit code 0."""
+    body = "\n".join(lines)
+    write_section(path, name, body)
+    sys.stdout.write(body + "\n")
+    return 0
