@@ -137,6 +137,9 @@ class GraphMemory:
     """False for triples whose every supporting chunk was deleted (None: all alive). Live updates
     keep ids stable, so such triples (and entities without chunks) stay in the arrays, edgeless,
     and are skipped by linking, seeding and export until compaction drops them."""
+    extra_triple_vectors: np.ndarray | None = field(default=None, repr=False)
+    """Vectors of triples appended by live updates (ids from ``len(triple_vectors)`` on), kept apart
+    so a write does not copy the base's hundreds of megabytes of triple vectors."""
     _triple_ids: dict | None = field(default=None, init=False, repr=False)
     _ids_by_key: dict[str, int] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -215,6 +218,8 @@ class GraphMemory:
             score_parts.append(scores[0][keep])
         if indexed < self.n_triples:  # exact over the rest (all of them without an index)
             rest = self.triple_vectors[indexed:] @ query[0]
+            if self.extra_triple_vectors is not None:
+                rest = np.concatenate([rest, self.extra_triple_vectors @ query[0]])
             top = np.argpartition(-rest, min(k, rest.size) - 1)[:k] if rest.size > k else np.arange(rest.size)
             ids_parts.append(top.astype(np.int64) + indexed)
             score_parts.append(rest[top])

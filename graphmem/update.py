@@ -29,18 +29,17 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
     is the collection's embedder (through its embedding cache).
     """
     alive_rows = np.asarray(alive_rows, dtype=bool)
-    any_dead = not alive_rows[: base.n_chunks].all()
-
-    def live(rows: np.ndarray) -> np.ndarray:
-        return rows[alive_rows[rows]] if rows.size else rows
 
     entity_keys, entity_names, entity_kinds = list(base.entity_keys), list(base.entity_names), list(base.entity_kinds)
-    entity_chunks = [live(rows) for rows in base.entity_chunks] if any_dead else list(base.entity_chunks)
+    entity_chunks, _ = _without_dead(base.entity_chunks, alive_rows)
     triple_head, triple_tail = base.triple_head.tolist(), base.triple_tail.tolist()
     triple_relation = list(base.triple_relation)
-    triple_chunks = [live(rows) for rows in base.triple_chunks] if any_dead else list(base.triple_chunks)
-    triple_spans = [spans if len(new) == len(old) else [s for s in spans if alive_rows[s[0]]]
-                    for spans, new, old in zip(base.triple_spans, triple_chunks, base.triple_chunks)]
+    triple_chunks, touched = _without_dead(base.triple_chunks, alive_rows)
+    triple_spans = list(base.triple_spans)
+    for t in touched:
+        triple_spans[t] = [span for span in triple_spans[t] if alive_rows[span[0]]]
+    triple_alive = np.ones(base.n_triples, dtype=bool) if base.triple_alive is None else base.triple_alive.copy()
+    triple_alive[touched] = [len(triple_chunks[t]) > 0 for t in touched]
     new_entity_vectors: list[np.ndarray] = []
     new_triple_vectors: list[np.ndarray] = []
     delta_synonyms: list[tuple[int, int, float]] = []
@@ -78,12 +77,18 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
             else:
                 triple_chunks[i] = np.union1d(triple_chunks[i], delta.triple_chunks[j]).astype(np.int32)
                 triple_spans[i] = triple_spans[i] + list(delta.triple_spans[j])
+                if i < triple_alive.size:  # a base triple revived by the new chunks
+                    triple_alive[i] = True
         delta_synonyms = [(int(min(entity_map[a], entity_map[b])), int(max(entity_map[a], entity_map[b])), c)
                           for a, b, c in delta.synonyms]
 
+    triple_alive = np.concatenate([triple_alive, np.ones(len(triple_relation) - triple_alive.size, dtype=bool)])
     dim = base.entity_vectors.shape[1] if base.entity_vectors.ndim == 2 else 0
     entity_vectors = _stack(base.entity_vectors, new_entity_vectors, dim)
-    triple_vectors = _stack(base.triple_vectors, new_triple_vectors, dim)
+    extra_triple_vectors = base.extra_triple_vectors
+    if new_triple_vectors:
+        extra_triple_vectors = _stack(np.zeros((0, dim), np.float32) if extra_triple_vectors is None
+                                      else extra_triple_vectors, new_triple_vectors, dim)
     entity_alive = np.fromiter((len(c) > 0 for c in entity_chunks), dtype=bool, count=len(entity_chunks))
     synonyms = {(i, j): c for i, j, c in base.synonyms if entity_alive[i] and entity_alive[j]}
     for i, j, c in delta_synonyms + _new_entity_synonyms(entity_vectors, first_new_entity, entity_alive, base):
@@ -100,14 +105,32 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
         triple_chunks=triple_chunks,
         triple_spans=triple_spans,
         entity_vectors=entity_vectors,
-        triple_vectors=triple_vectors,
+        triple_vectors=base.triple_vectors,
+        extra_triple_vectors=extra_triple_vectors,
         synonyms=sorted((i, j, c) for (i, j), c in synonyms.items()),
         n_chunks=int(alive_rows.shape[0]),
         stage_seconds=dict(base.stage_seconds),
         limits=base.limits,
         triple_index=base.triple_index,
-        triple_alive=np.fromiter((len(c) > 0 for c in triple_chunks), dtype=bool, count=len(triple_chunks)),
+        triple_alive=triple_alive,
     )
+
+
+def _without_dead(parts: list[np.ndarray], alive_rows: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """``parts`` with dead chunk rows removed, and the indices of the parts that lost any.
+
+    Vectorised over all parts at once: a graph at 100k chunks has 500k triples, and a Python
+    pass over every one of them would dominate each write."""
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts))
+    if not lengths.sum() or alive_rows.all():
+        return list(parts), np.zeros(0, np.int64)
+    dead = ~alive_rows[np.concatenate(parts).astype(np.int64)]
+    owner = np.repeat(np.arange(len(parts)), lengths)
+    touched = np.unique(owner[dead])
+    out = list(parts)
+    for i in touched:
+        out[i] = parts[i][alive_rows[parts[i]]]
+    return out, touched
 
 
 def _stack(base: np.ndarray, extra: list[np.ndarray], dim: int) -> np.ndarray:
@@ -123,15 +146,16 @@ def _new_entity_synonyms(vectors: np.ndarray, first_new: int, alive: np.ndarray,
         return []
     limits = base.limits
     new = vectors[first_new:]
-    older = np.flatnonzero(alive[:first_new])
-    if older.size == 0:
+    dead = ~alive[:first_new]
+    if dead.all():
         return []
-    older_vectors = vectors[older].T
+    older_vectors = vectors[:first_new].T  # a view: no copy of the base's entity vectors
     out = []
     for start in range(0, new.shape[0], 256):
         cos = new[start : start + 256] @ older_vectors
+        cos[:, dead] = -np.inf
         for r, row in enumerate(cos):
-            top = np.argsort(-row)[: limits.synonym_neighbours]
-            out.extend((int(older[t]), first_new + start + r, float(min(row[t], 1.0)))
+            top = np.argpartition(-row, min(limits.synonym_neighbours, row.size - 1))[: limits.synonym_neighbours]
+            out.extend((int(t), first_new + start + r, float(min(row[t], 1.0)))
                        for t in top if row[t] >= limits.synonym_threshold)
     return out
