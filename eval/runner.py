@@ -19,6 +19,7 @@ from eval.metrics import metrics_for_question, summarize
 from eval.seed_baseline import SeedBaseline
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
+from indexing.embedding_cache import embedding_cache_dir
 from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
 from service.retrieval import MODES, SearchParams, search
@@ -97,7 +98,7 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
     for mode in config.modes:
         if mode == SEED_BASELINE and baseline is None:
             baseline = SeedBaseline.build(dataset.corpus_documents(), collection.embedder,
-                                          Path(settings.data_dir) / ".cache" / "embeddings")
+                                          embedding_cache_dir(settings.data_dir))
         per_question, latencies, ranks = [], [], []
         for q in tqdm(queries, desc=f"{dataset.name} {mode}", unit="q", leave=False):
             started = time.perf_counter()

@@ -29,7 +29,7 @@ from indexing.change_log import journal_path
 from indexing.chunking import chunk_text
 from indexing.documents import Document, LoadedCorpus, SkippedDocument
 from indexing.embedder import Embedder, load_embedder
-from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
+from indexing.embedding_cache import EmbeddingCache, embed_texts, open_embedding_cache
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
@@ -242,8 +242,7 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
                                      settings.bm25_k1, settings.bm25_b, settings.bm25_method)
         lexical.save(staging / BM25_DIR)
-    cache = EmbeddingCache(cache_path_for(Path(settings.data_dir) / ".cache" / "embeddings", embedder),
-                           embedder.dimension)
+    cache = open_embedding_cache(settings.data_dir, embedder)
     try:
         with stages.stage("embed"):
             vectors, embedded = embed_texts(embedder, embed_inputs, cache, settings.embed_batch_size,

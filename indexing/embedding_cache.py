@@ -30,6 +30,16 @@ def cache_path_for(cache_dir: Path, embedder: Embedder) -> Path:
     return cache_dir / f"{slug}-{embedder.dimension}.sqlite"
 
 
+def embedding_cache_dir(data_dir: Path) -> Path:
+    """Where a data root keeps its embedding caches (one file per model)."""
+    return Path(data_dir) / ".cache" / "embeddings"
+
+
+def open_embedding_cache(data_dir: Path, embedder: Embedder) -> "EmbeddingCache":
+    """The data root's cache for ``embedder``; the caller closes it."""
+    return EmbeddingCache(cache_path_for(embedding_cache_dir(data_dir), embedder), embedder.dimension)
+
+
 class EmbeddingCache:
     def __init__(self, path: Path, dimension: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,7 @@ from indexing.builder import build_from_documents, chunk_documents
 from indexing.change_log import ChangeLog, NewChunk, PreparedDocument, journal_path
 from indexing.collection import Collection, open_build
 from indexing.documents import Document
-from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
+from indexing.embedding_cache import embed_texts, open_embedding_cache
 from indexing.live_overlay import DeltaBM25, LiveDense, LiveLexical, LiveStore, alive_mask
 from indexing.settings import Settings
 
@@ -127,17 +127,17 @@ class LiveCollection:
             log.info("collection %s: journal seq %d (%d added chunks, %d deleted documents) applied in %.2fs",
                      self.name, state.seq, state.chunk_rows.size, deleted_docs.size, time.perf_counter() - started)
 
-    def _graph_encoder(self):
-        def encode(texts: list[str]) -> np.ndarray:
-            embedder = self.base.embedder  # loaded only when there is something to embed
-            cache = EmbeddingCache(cache_path_for(Path(self.settings.data_dir) / ".cache" / "embeddings", embedder),
-                                   embedder.dimension)
-            try:
-                return embed_texts(embedder, texts, cache, 256, show_progress=False)[0]
-            finally:
-                cache.close()
+    def _embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """Embed through the data root's cache, so refreshes in other processes find the vectors."""
+        embedder = self.base.embedder  # loaded only when there is something to embed
+        cache = open_embedding_cache(self.settings.data_dir, embedder)
+        try:
+            return embed_texts(embedder, texts, cache, batch_size, show_progress=False)[0]
+        finally:
+            cache.close()
 
-        return encode
+    def _graph_encoder(self):
+        return lambda texts: self._embed(texts, 256)
 
     # ---- writing -----------------------------------------------------------------------------
     @contextmanager
@@ -168,16 +168,10 @@ class LiveCollection:
 
     def _prepare(self, documents: list[Document]) -> list[PreparedDocument]:
         """Chunk, tokenize and embed exactly as the builder does, before taking the write lock."""
-        embedder = self.base.embedder
-        params = self.base.manifest["chunking"]
         analyzer = self.base.analyzer
-        rows, inputs, counts = chunk_documents(documents, embedder, params, show_progress=False)
-        cache = EmbeddingCache(cache_path_for(Path(self.settings.data_dir) / ".cache" / "embeddings", embedder),
-                               embedder.dimension)
-        try:
-            vectors, _ = embed_texts(embedder, inputs, cache, self.settings.embed_batch_size, show_progress=False)
-        finally:
-            cache.close()
+        rows, inputs, _ = chunk_documents(documents, self.base.embedder, self.base.manifest["chunking"],
+                                          show_progress=False)
+        vectors = self._embed(inputs, self.settings.embed_batch_size)
         title_terms = [analyzer.tokenize(doc.title) for doc in documents]
         out: list[PreparedDocument] = [PreparedDocument(doc, []) for doc in documents]
         for row, vector in zip(rows, vectors):
