@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from indexing.documents import Document
-from indexing.store import DOCUMENT_COLUMNS
+from indexing.store import DOCUMENT_COLUMNS, StoreQueries
 
 LIVE_DIR = "live"
 
@@ -193,12 +193,9 @@ class ChangeLog:
             return True
         return False
 
-    def documents(self) -> list[Document]:
-        """The journal's live documents in the order they were added (for compaction)."""
-        return [Document(doc_index=r[1], title=r[2], text=r[4], url=r[3], metadata=json.loads(r[5] or "{}"),
-                         source=r[6], doc_id=r[0])
-                for r in self._conn().execute(
-                    "SELECT doc_id, doc_index, title, url, text, metadata, source FROM documents ORDER BY doc_row")]
+    def queries(self) -> StoreQueries:
+        """The store's read queries on this journal (same schema), one connection per thread."""
+        return StoreQueries(self._conn)
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
@@ -208,7 +205,7 @@ class ChangeLog:
 
 
 def _fault_pause() -> None:
-    """Crash tests (tests/test_live_durability.py) set this to SIGKILL a server inside a commit."""
+    """Crash tests (tests/test_live_server.py) set this to SIGKILL a server inside a commit."""
     pause = os.environ.get("RAGMEM_FAULT_PAUSE_BEFORE_COMMIT")
     if pause:
         time.sleep(float(pause))

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import fcntl
-import json
 import logging
 import threading
 import time
@@ -119,7 +118,7 @@ class LiveCollection:
                 graph = update_graph(base.graph, added, alive, self._graph_encoder())
             self._snapshot = dataclasses.replace(
                 base,
-                store=LiveStore(base.store, journal._conn, state, deleted_docs, alive),
+                store=LiveStore(base.store, journal.queries(), state, deleted_docs, alive),
                 lexical=LiveLexical(base.lexical, DeltaBM25(base.lexical, state.chunk_rows, state.chunk_terms), alive),
                 dense=LiveDense(base.dense, alive, state.chunk_rows, state.chunk_vectors),
                 _graph=graph, live_seq=state.seq)
@@ -188,8 +187,8 @@ class LiveCollection:
             journal = self.journal()
             snapshot = self.snapshot()
             deleted = journal.read().tombstones if journal is not None else set()
-            documents = [doc for doc in _base_documents(self.base) if doc.doc_id not in deleted]
-            documents += journal.documents() if journal is not None else []
+            documents = [doc for doc in self.base.store.full_documents() if doc.doc_id not in deleted]
+            documents += journal.queries().full_documents() if journal is not None else []
             corpus_path = Path(self.base.manifest.get("corpus", {}).get("path", self.name))
             summary = build_from_documents(self.name, documents, corpus_path, self.settings)
         log.info("compacted %s into %s (%d documents, %d chunks) in %.1fs", self.name, summary.build_dir.name,
@@ -201,17 +200,6 @@ class LiveCollection:
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
-
-
-def _base_documents(collection: Collection) -> list[Document]:
-    conn = collection.store._conn()
-    return [Document(doc_index=r[1], title=r[2], text=r[4], url=r[3], metadata=_json(r[5]), source=r[6], doc_id=r[0])
-            for r in conn.execute("SELECT doc_id, doc_index, title, url, text, metadata, source FROM documents "
-                                  "ORDER BY doc_row")]
-
-
-def _json(text: str) -> dict:
-    return json.loads(text or "{}")
 
 
 def open_live(data_dir: Path, name: str, settings: Settings) -> LiveCollection:

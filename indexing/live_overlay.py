@@ -23,7 +23,7 @@ import scipy.sparse as sp
 
 from indexing.change_log import JournalState
 from indexing.lexical_index import LexicalIndex, LexicalResult, search_scores
-from indexing.store import _CHUNK_SELECT, ChunkRecord, StoreReader
+from indexing.store import ChunkRecord, StoreQueries, StoreReader
 from indexing.vector_index import VectorIndex
 
 
@@ -156,10 +156,10 @@ class LiveDense:
 class LiveStore:
     """The base store plus the journal's documents; deleted documents are hidden."""
 
-    def __init__(self, base: StoreReader, journal_conn_factory, journal: JournalState, deleted_docs: np.ndarray,
-                 alive: np.ndarray) -> None:
+    def __init__(self, base: StoreReader, journal_queries: StoreQueries, journal: JournalState,
+                 deleted_docs: np.ndarray, alive: np.ndarray) -> None:
         self.base = base
-        self._journal = journal_conn_factory
+        self._journal = journal_queries
         self._deleted_docs = set(int(d) for d in deleted_docs)
         self.chunk_doc_rows = np.full(alive.shape[0], -1, dtype=np.int64)
         self.chunk_doc_rows[: base.n_chunks] = base.chunk_doc_rows
@@ -172,42 +172,27 @@ class LiveStore:
     def n_chunks(self) -> int:
         return int(self._alive.sum())
 
-    def _journal_records(self, where: str, args: Sequence) -> list[ChunkRecord]:
-        return [StoreReader._record(r) for r in self._journal().execute(f"{_CHUNK_SELECT} WHERE {where}", args)]
+    def _source(self, doc_row: int) -> StoreQueries:
+        return self.base if doc_row < self.base.n_documents else self._journal
 
     def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
         rows = [int(r) for r in rows if 0 <= int(r) < self._alive.shape[0] and self._alive[int(r)]]
-        base_rows = [r for r in rows if r < self.base.n_chunks]
-        found = {c.chunk_row: c for c in self.base.chunks(base_rows)}
-        extra = [r for r in rows if r >= self.base.n_chunks]
-        if extra:
-            found.update((c.chunk_row, c) for c in self._journal_records(
-                f"c.chunk_row IN ({','.join('?' * len(extra))})", extra))
+        found = {c.chunk_row: c for c in self.base.chunks([r for r in rows if r < self.base.n_chunks])}
+        found.update((c.chunk_row, c) for c in self._journal.chunks([r for r in rows if r >= self.base.n_chunks]))
         return [found[r] for r in rows if r in found]
 
     def document_chunks(self, doc_row: int, first: int, last: int) -> list[ChunkRecord]:
         if doc_row in self._deleted_docs:
             return []
-        if doc_row < self.base.n_documents:
-            return self.base.document_chunks(doc_row, first, last)
-        return self._journal_records("c.doc_row = ? AND c.chunk_index BETWEEN ? AND ? ORDER BY c.chunk_index",
-                                     (doc_row, first, last))
+        return self._source(doc_row).document_chunks(doc_row, first, last)
 
     def document_text(self, doc_row: int) -> str:
         if doc_row in self._deleted_docs:
             return ""
-        if doc_row < self.base.n_documents:
-            return self.base.document_text(doc_row)
-        row = self._journal().execute("SELECT text FROM documents WHERE doc_row = ?", (doc_row,)).fetchone()
-        return row[0] if row else ""
+        return self._source(doc_row).document_text(doc_row)
 
     def documents(self) -> list[dict]:
-        base = [d for d in self.base.documents() if d["doc_row"] not in self._deleted_docs]
-        return base + [
-            {"doc_row": r[0], "doc_id": r[1], "doc_index": r[2], "title": r[3], "url": r[4], "n_chunks": r[5],
-             "chars": r[6]}
-            for r in self._journal().execute(
-                "SELECT doc_row, doc_id, doc_index, title, url, n_chunks, length(text) FROM documents ORDER BY doc_row")]
+        return [d for d in self.base.documents() if d["doc_row"] not in self._deleted_docs] + self._journal.documents()
 
     def skipped(self):
         return self.base.skipped()

@@ -10,7 +10,7 @@ import sqlite3
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -114,10 +114,60 @@ FROM chunks c JOIN documents d ON d.doc_row = c.doc_row
 """
 
 
-class StoreReader:
-    """Thread-safe read access: one read-only connection per thread."""
+class StoreQueries:
+    """The read queries over a documents + chunks schema, on connections from ``connect``.
+
+    Published builds and the live change journal share the schema, so both are read by this
+    one set of queries (the journal's connection comes from :class:`indexing.change_log.ChangeLog`).
+    """
+
+    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+        self._connect = connect
+
+    @staticmethod
+    def _record(row: tuple) -> ChunkRecord:
+        return ChunkRecord(*row[:12], metadata=json.loads(row[12] or "{}"))
+
+    def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
+        """Records for ``rows`` in the order given (unknown rows are left out)."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {r[0]: self._record(r) for r in self._connect().execute(
+            f"{_CHUNK_SELECT} WHERE c.chunk_row IN ({marks})", [int(r) for r in rows])}
+        return [found[int(r)] for r in rows if int(r) in found]
+
+    def document_chunks(self, doc_row: int, first: int, last: int) -> list[ChunkRecord]:
+        """Chunks ``first..last`` (inclusive chunk_index) of one document, in order."""
+        return [self._record(r) for r in self._connect().execute(
+            f"{_CHUNK_SELECT} WHERE c.doc_row = ? AND c.chunk_index BETWEEN ? AND ? ORDER BY c.chunk_index",
+            (doc_row, first, last))]
+
+    def document_text(self, doc_row: int) -> str:
+        row = self._connect().execute("SELECT text FROM documents WHERE doc_row = ?", (doc_row,)).fetchone()
+        return row[0] if row else ""
+
+    def documents(self) -> list[dict]:
+        return [
+            {"doc_row": r[0], "doc_id": r[1], "doc_index": r[2], "title": r[3], "url": r[4], "n_chunks": r[5],
+             "chars": r[6]}
+            for r in self._connect().execute(
+                "SELECT doc_row, doc_id, doc_index, title, url, n_chunks, length(text) FROM documents ORDER BY doc_row")
+        ]
+
+    def full_documents(self) -> list[Document]:
+        """Every document with its text and metadata, in row order (what a rebuild starts from)."""
+        return [Document(doc_index=r[1], title=r[2], text=r[4], url=r[3], metadata=json.loads(r[5] or "{}"),
+                         source=r[6], doc_id=r[0])
+                for r in self._connect().execute(
+                    "SELECT doc_id, doc_index, title, url, text, metadata, source FROM documents ORDER BY doc_row")]
+
+
+class StoreReader(StoreQueries):
+    """Thread-safe read access to a published build: one read-only connection per thread."""
 
     def __init__(self, path: Path) -> None:
+        super().__init__(self._conn)
         self.path = path
         self._local = threading.local()
         conn = self._conn()
@@ -135,37 +185,6 @@ class StoreReader:
     @property
     def n_chunks(self) -> int:
         return int(self.chunk_doc_rows.shape[0])
-
-    @staticmethod
-    def _record(row: tuple) -> ChunkRecord:
-        return ChunkRecord(*row[:12], metadata=json.loads(row[12] or "{}"))
-
-    def chunks(self, rows: Sequence[int]) -> list[ChunkRecord]:
-        """Records for ``rows`` in the order given (unknown rows are left out)."""
-        if not rows:
-            return []
-        marks = ",".join("?" * len(rows))
-        found = {r[0]: self._record(r) for r in self._conn().execute(
-            f"{_CHUNK_SELECT} WHERE c.chunk_row IN ({marks})", [int(r) for r in rows])}
-        return [found[int(r)] for r in rows if int(r) in found]
-
-    def document_chunks(self, doc_row: int, first: int, last: int) -> list[ChunkRecord]:
-        """Chunks ``first..last`` (inclusive chunk_index) of one document, in order."""
-        return [self._record(r) for r in self._conn().execute(
-            f"{_CHUNK_SELECT} WHERE c.doc_row = ? AND c.chunk_index BETWEEN ? AND ? ORDER BY c.chunk_index",
-            (doc_row, first, last))]
-
-    def document_text(self, doc_row: int) -> str:
-        row = self._conn().execute("SELECT text FROM documents WHERE doc_row = ?", (doc_row,)).fetchone()
-        return row[0] if row else ""
-
-    def documents(self) -> list[dict]:
-        return [
-            {"doc_row": r[0], "doc_id": r[1], "doc_index": r[2], "title": r[3], "url": r[4], "n_chunks": r[5],
-             "chars": r[6]}
-            for r in self._conn().execute(
-                "SELECT doc_row, doc_id, doc_index, title, url, n_chunks, length(text) FROM documents ORDER BY doc_row")
-        ]
 
     def skipped(self) -> list[SkippedDocument]:
         return [SkippedDocument(*r) for r in self._conn().execute("SELECT source, doc_index, reason FROM skipped")]

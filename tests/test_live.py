@@ -123,7 +123,7 @@ def test_compaction_equals_fresh_build(live, settings, tmp_path):
 
     # the same documents, in the same order, as a corpus file built from scratch
     records = [{"doc_id": d.doc_id, "title": d.title, "content": d.text, "url": d.url}
-               for d in _documents_in_order(compacted)]
+               for d in compacted.store.full_documents()]
     fresh_corpus = tmp_path / "fresh.json"
     fresh_corpus.write_text(json.dumps(records, ensure_ascii=False))
     build_collection(fresh_corpus, "fresh", settings, show_progress=False)
@@ -137,9 +137,3 @@ def test_compaction_equals_fresh_build(live, settings, tmp_path):
             ra = search(compacted, query, SearchParams(mode=mode, diverse=False))
             rb = search(fresh, query, SearchParams(mode=mode, diverse=False))
             assert [(h.record.chunk_id, h.score) for h in ra.hits] == [(h.record.chunk_id, h.score) for h in rb.hits]
-
-
-def _documents_in_order(collection) -> list[Document]:
-    conn = collection.store._conn()
-    return [Document(doc_index=i, title=r[1], text=r[2], url=r[3], doc_id=r[0]) for i, r in enumerate(
-        conn.execute("SELECT doc_id, title, text, url FROM documents ORDER BY doc_row"))]
