@@ -121,7 +121,7 @@ class ChangeLog:
         conn.execute("BEGIN")
         try:
             meta = dict(conn.execute("SELECT key, value FROM meta"))
-            tombstones = {d for (d,) in conn.execute("SELECT doc_id FROM tombstones")}
+            tombstones = self.tombstones()
             doc_rows = dict(conn.execute("SELECT doc_id, doc_row FROM documents"))
             rows = conn.execute(
                 "SELECT c.chunk_row, c.doc_row, c.terms, c.vector, c.text, d.title FROM chunks c "
@@ -192,6 +192,10 @@ class ChangeLog:
             conn.execute("INSERT INTO tombstones VALUES (?, ?)", (doc_id, seq))
             return True
         return False
+
+    def tombstones(self) -> set[str]:
+        """doc_ids of base documents deleted or replaced so far."""
+        return {d for (d,) in self._conn().execute("SELECT doc_id FROM tombstones")}
 
     def queries(self) -> StoreQueries:
         """The store's read queries on this journal (same schema), one connection per thread."""

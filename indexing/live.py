@@ -185,8 +185,8 @@ class LiveCollection:
         started = time.perf_counter()
         with self._exclusive(), publish.build_lock(self.root):
             journal = self.journal()
-            snapshot = self.snapshot()
-            deleted = journal.read().tombstones if journal is not None else set()
+            previous_seq = journal.seq() if journal is not None else 0
+            deleted = journal.tombstones() if journal is not None else set()
             documents = [doc for doc in self.base.store.full_documents() if doc.doc_id not in deleted]
             documents += journal.queries().full_documents() if journal is not None else []
             corpus_path = Path(self.base.manifest.get("corpus", {}).get("path", self.name))
@@ -194,7 +194,7 @@ class LiveCollection:
         log.info("compacted %s into %s (%d documents, %d chunks) in %.1fs", self.name, summary.build_dir.name,
                  summary.documents, summary.chunks, time.perf_counter() - started)
         return {"collection": self.name, "build_id": summary.build_dir.name, "previous_build_id": self.build_dir.name,
-                "previous_seq": snapshot.live_seq, "documents": summary.documents, "chunks": summary.chunks,
+                "previous_seq": previous_seq, "documents": summary.documents, "chunks": summary.chunks,
                 "seconds": round(time.perf_counter() - started, 3)}
 
     def close(self) -> None:
