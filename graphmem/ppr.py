@@ -117,22 +117,22 @@ def personalized_pagerank(
     total = s.sum()
     s = s / total if total > 0 else np.full(n, 1.0 / n)
 
-    dangling = walk.dangling
-    restart = 1.0 - damping
+    s = s.astype(walk.dtype)
 
-    p = s.astype(walk.dtype)
-    s = p.copy()
+    def restart_mass(q: np.ndarray) -> float:
+        """Mass returning to the seeds: the restart share plus what dead ends would have kept."""
+        return (1.0 - damping) + damping * q[walk.dangling].sum()
+
+    p = s
     if fixed_steps and wanted_from > 0:
         for step in range(fixed_steps - 1):
-            p = damping * walk.spread(p, local=step < 2) + (restart + damping * p[dangling].sum()) * s
+            p = damping * walk.spread(p, local=step < 2) + restart_mass(p) * s
         out = np.zeros(n, dtype=np.float64)
-        tail = damping * (walk.backward_from(wanted_from) @ p)
-        out[wanted_from:] = tail + (restart + damping * p[dangling].sum()) * s[wanted_from:]
+        out[wanted_from:] = damping * (walk.backward_from(wanted_from) @ p) + restart_mass(p) * s[wanted_from:]
         return out
     for step in range(fixed_steps or max_iter):
         previous = p
-        p = damping * walk.spread(previous, local=step < 2)
-        p += (restart + damping * previous[dangling].sum()) * s
+        p = damping * walk.spread(previous, local=step < 2) + restart_mass(previous) * s
         if np.abs(p - previous).sum() < n * tol:
             break
     else:
@@ -150,7 +150,6 @@ class Walk:
     """
 
     def __init__(self, transition: sp.csr_matrix | sp.csr_array, single_precision: bool = False) -> None:
-        self.single_precision = single_precision
         forward = sp.csr_matrix(transition, dtype=np.float64)
         if forward.shape[0] != forward.shape[1]:
             raise ValueError(f"transition must be square, got shape {forward.shape}")
@@ -164,6 +163,7 @@ class Walk:
         self.dtype = np.float32 if single_precision else np.float64
         self._backward: sp.csr_matrix | None = None
         self._forward: sp.csr_matrix | None = None
+        self._tail: tuple[int, sp.csr_matrix] | None = None
 
     def spread(self, p: np.ndarray, local: bool = True) -> np.ndarray:
         """Pᵀ p. While ``p`` sits on a few nodes (the first steps from the seeds), only their rows
@@ -180,15 +180,14 @@ class Walk:
 
     def backward_from(self, first: int) -> sp.csr_matrix:
         """Rows ``first..n`` of Pᵀ (the mass arriving at those nodes), cached for one ``first``."""
-        if getattr(self, "_tail", None) is None or self._tail[0] != first:
+        if self._tail is None or self._tail[0] != first:
             self._tail = (first, self.backward()[first:])
         return self._tail[1]
 
     def backward(self) -> sp.csr_matrix:
         """Pᵀ as CSR, so an exact power-iteration step is one sparse mat-vec (built on first use)."""
         if self._backward is None:
-            backward = _as_matrix(self).T.tocsr()
-            self._backward = backward.astype(np.float32) if self.single_precision else backward
+            self._backward = _as_matrix(self).T.tocsr().astype(self.dtype, copy=False)
         return self._backward
 
 

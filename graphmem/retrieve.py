@@ -98,10 +98,12 @@ def walk_from_seeds(memory: GraphMemory, seeds: np.ndarray, damping: float, step
     if not seeds.any():
         return np.zeros(memory.n_chunks, np.float32)
     walk = memory.walk()
-    if steps is None and walk.edges > LARGE_WALK_EDGES and not exact:
+    if exact:
+        steps = None
+    elif steps is None and walk.edges > LARGE_WALK_EDGES:
         steps = LARGE_WALK_STEPS
-    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=None if exact else steps,
-                                 wanted_from=memory.n_entities if steps and not exact else 0)
+    mass = personalized_pagerank(walk, seeds, damping=damping, fixed_steps=steps,
+                                 wanted_from=memory.n_entities if steps else 0)
     return mass[memory.n_entities:].astype(np.float32)
 
 

@@ -60,14 +60,13 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
             else:
                 entity_chunks[i] = np.union1d(entity_chunks[i], delta.entity_chunks[j]).astype(np.int32)
             entity_map[j] = i
-        appended: dict[tuple[int, str, int], int] = {}
+        # The delta's triples are distinct and entity_map is one-to-one, so each one either is a
+        # base triple (both ends already known) or is new.
         for j in range(delta.n_triples):
             head, relation, tail = int(entity_map[delta.triple_head[j]]), delta.triple_relation[j], int(
                 entity_map[delta.triple_tail[j]])
             i = base.triple_id(head, relation, tail) if head < first_new_entity and tail < first_new_entity else None
-            i = appended.get((head, relation, tail)) if i is None else i
             if i is None:
-                i = appended[(head, relation, tail)] = len(triple_relation)
                 triple_head.append(head)
                 triple_tail.append(tail)
                 triple_relation.append(relation)
@@ -77,8 +76,7 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
             else:
                 triple_chunks[i] = np.union1d(triple_chunks[i], delta.triple_chunks[j]).astype(np.int32)
                 triple_spans[i] = triple_spans[i] + list(delta.triple_spans[j])
-                if i < triple_alive.size:  # a base triple revived by the new chunks
-                    triple_alive[i] = True
+                triple_alive[i] = True  # a base triple (perhaps dead) supported by the new chunks
         delta_synonyms = [(int(min(entity_map[a], entity_map[b])), int(max(entity_map[a], entity_map[b])), c)
                           for a, b, c in delta.synonyms]
 
