@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from indexing.documents import Document
+from indexing.live import WriteReport
 from indexing.loaders import document_from_record
 from service.api_models import AddedDocument, RejectedDocument, WriteResponse
 from service.registry import BadCorpus, CollectionRegistry, NotFound, ServiceError
@@ -43,13 +44,16 @@ def add_documents(registry: CollectionRegistry, name: str, items: list[dict[str,
     report = registry.write(name, [doc for _, doc in accepted], [])
     added = [AddedDocument(index=index, doc_id=info["doc_id"], chunks=info["chunks"], replaced=info["replaced"])
              for (index, _), info in zip(accepted, report.added)]
-    return WriteResponse(collection=report.collection, build_id=f"{report.build_id}+{report.seq}", seq=report.seq,
-                         added=added, rejected=rejected, took_ms=round(report.seconds * 1000, 3))
+    return _response(report, added=added, rejected=rejected)
 
 
 def delete_document(registry: CollectionRegistry, name: str, doc_id: str) -> WriteResponse:
     report = registry.write(name, [], [doc_id])
     if report.not_found:
         raise NotFound(f"no document {doc_id!r} in collection {name!r}")
+    return _response(report, deleted=report.deleted)
+
+
+def _response(report: WriteReport, **outcome) -> WriteResponse:
     return WriteResponse(collection=report.collection, build_id=f"{report.build_id}+{report.seq}", seq=report.seq,
-                         deleted=report.deleted, took_ms=round(report.seconds * 1000, 3))
+                         took_ms=round(report.seconds * 1000, 3), **outcome)
