@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from indexing import publish
 from indexing.builder import build_collection
@@ -26,6 +27,7 @@ from indexing.documents import CorpusError
 from indexing.settings import Settings
 
 log = logging.getLogger("ragmem.service.registry")
+T = TypeVar("T")
 
 LEGACY_SUFFIX = ".chunks.db"
 
@@ -124,17 +126,17 @@ class CollectionRegistry:
             return cached
 
     def write(self, name: str, documents: list, deletes: list[str]) -> WriteReport:
-        """One write batch, retried once if another process republished the collection meanwhile."""
-        try:
-            return self.live(self._existing(name)).write(documents, deletes)
-        except StaleBuild:
-            return self.live(self._existing(name)).write(documents, deletes)
+        return self._on_current(name, lambda live: live.write(documents, deletes))
 
     def compact(self, name: str) -> dict:
+        return self._on_current(name, LiveCollection.compact)
+
+    def _on_current(self, name: str, action: Callable[[LiveCollection], T]) -> T:
+        """Run a write on the published build, retried once if another process republished it meanwhile."""
         try:
-            return self.live(self._existing(name)).compact()
+            return action(self.live(self._existing(name)))
         except StaleBuild:
-            return self.live(self._existing(name)).compact()
+            return action(self.live(self._existing(name)))
 
     def _existing(self, name: str) -> str:
         try:
