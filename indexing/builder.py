@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done); lets a server show build progress."""
@@ -27,8 +27,9 @@ from indexing import publish
 from indexing.analyzer import default_analyzer
 from indexing.change_log import journal_path
 from indexing.chunking import chunk_text
-from indexing.documents import Document, LoadedCorpus, SkippedDocument
+from indexing.documents import CorpusError, Document, LoadedCorpus, SkippedDocument
 from indexing.embedder import Embedder, load_embedder
+from indexing.file_gate import ReadLimits
 from indexing.embedding_cache import EmbeddingCache, embed_texts, open_embedding_cache
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
@@ -44,6 +45,8 @@ FAISS_FILE = "dense.faiss"
 REPORT_FILE = "ingest_report.json"
 GRAPH_DIR = "graph"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
+PROGRESS_EVERY_DOCUMENTS = 500
+"""Chunking reports progress this often, which is also how often a cancelled build notices."""
 
 
 @dataclass
@@ -101,12 +104,17 @@ def chunking_params(settings: Settings, embedder: Embedder) -> dict:
 
 
 def corpus_fingerprint(corpus: LoadedCorpus, config: dict) -> str:
+    """Digest of the config and of the bytes the loader indexed (their sha256s, recorded as read).
+
+    Files are never re-opened here: one replaced after loading must not give the old content
+    the new content's fingerprint (the next build would then wrongly be "unchanged").
+    """
     digest = hashlib.sha256(json.dumps(config, sort_keys=True).encode())
     for name in corpus.files:
+        if name not in corpus.file_digests:
+            raise ValueError(f"{name}: no digest of the bytes loaded from it (LoadedCorpus.file_digests)")
         digest.update(Path(name).name.encode())
-        with open(name, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(bytes.fromhex(corpus.file_digests[name]))
     return digest.hexdigest()
 
 
@@ -117,14 +125,16 @@ def _title_prefix(embedder: Embedder, title: str, max_tokens: int) -> str:
     return title[: spans[max_tokens - 1][1]]
 
 
-def chunk_documents(documents: list[Document], embedder: Embedder, params: dict,
-                    show_progress: bool) -> tuple[list[ChunkRow], list[str], list[int]]:
+def chunk_documents(documents: list[Document], embedder: Embedder, params: dict, show_progress: bool,
+                    on_progress: Callable[[float], None] | None = None) -> tuple[list[ChunkRow], list[str], list[int]]:
     """Chunk every document; returns chunk rows, the embedder input of each, and chunks per document."""
     rows: list[ChunkRow] = []
     embed_inputs: list[str] = []
     counts: list[int] = []
     for doc_row, doc in enumerate(tqdm(documents, desc="chunking", unit="doc", disable=not show_progress,
                                        leave=False)):
+        if on_progress is not None and doc_row % PROGRESS_EVERY_DOCUMENTS == 0:
+            on_progress(doc_row / len(documents))
         prefix = _title_prefix(embedder, doc.title, params["title_tokens"]) if doc.title else ""
         reserved = SPECIAL_TOKENS + (embedder.count_tokens(prefix) + 1 if prefix else 0)
         budget = max(16, params["chunk_tokens"] - reserved)
@@ -138,12 +148,20 @@ def chunk_documents(documents: list[Document], embedder: Embedder, params: dict,
 
 
 def build_collection(corpus_path: str | Path, collection: str | None, settings: Settings, force: bool = False,
-                     show_progress: bool = True, progress: ProgressCallback | None = None) -> BuildSummary:
+                     show_progress: bool = True, progress: ProgressCallback | None = None,
+                     roots: Sequence[Path] | None = None, limits: ReadLimits | None = None,
+                     cancel: Callable[[], None] | None = None) -> BuildSummary:
+    """Load, build and publish ``corpus_path``.
+
+    ``roots`` are where the loaders may read (None: the corpus itself), ``limits`` bound what
+    they read (default: the settings'), and ``cancel`` is called while loading and may raise to
+    stop the build (later stages stop through ``progress``).
+    """
     corpus_path = Path(corpus_path)
     name = publish.check_name(collection or publish.collection_name_from(corpus_path))
     stages = _Stages(progress)
     with stages.stage("load"):
-        corpus = load_corpus(corpus_path)
+        corpus = load_corpus(corpus_path, roots, limits or ReadLimits.from_settings(settings), cancel)
     return _build_and_publish(name, corpus, corpus_path, settings, stages, force, show_progress,
                               lambda config: corpus_fingerprint(corpus, config))
 
@@ -171,6 +189,8 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
                        force: bool, show_progress: bool, fingerprint_of: Callable[[dict], str],
                        locked: bool = False) -> BuildSummary:
     root = publish.collection_root(settings.data_dir, name)
+    if not corpus.documents and not locked:
+        raise CorpusError(_nothing_to_index(corpus_path, corpus))
     with stages.stage("model"):
         embedder = load_embedder(settings.embed_model, settings.device)
     params = chunking_params(settings, embedder)
@@ -204,12 +224,23 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
                 final = publish.publish(root, staging, build_id, settings.keep_builds)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
+            if current is None:
+                publish.discard_unpublished(root)
             raise
     summary.build_dir = final
     summary.bytes_on_disk = publish.directory_bytes(final)
     log.info("published %s (%d documents, %d chunks) in %.1fs", name, summary.documents, summary.chunks,
              sum(stages.seconds.values()))
     return summary
+
+
+def _nothing_to_index(corpus_path: Path, corpus: LoadedCorpus) -> str:
+    """Why a corpus gave no document: a build of nothing would only hide the mistake."""
+    if not corpus.skipped:
+        return f"{corpus_path.name}: the corpus has no documents"
+    first = corpus.skipped[0]
+    return (f"{corpus_path.name}: the corpus has no indexable document ({len(corpus.skipped)} skipped; first: "
+            f"{first.source}: {first.reason})")
 
 
 def graph_limits(settings: Settings) -> GraphLimits:
@@ -236,7 +267,8 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
                 show_progress: bool) -> BuildSummary:
     documents = corpus.documents
     with stages.stage("chunk"):
-        rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress)
+        rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress,
+                                                     lambda fraction: stages.progress("chunk", fraction))
     with stages.stage("bm25"):
         title_terms = [analyzer.tokenize(doc.title) for doc in documents]
         lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],

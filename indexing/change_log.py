@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from indexing.documents import Document
+from indexing.publish import LIVE_DIR
 from indexing.store import DOCUMENT_COLUMNS, StoreQueries
 
-LIVE_DIR = "live"
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);

@@ -18,6 +18,16 @@ class CorpusError(ValueError):
     """
 
 
+class CorpusTooLarge(CorpusError):
+    """A read limit (``RAGMEM_MAX_FILE_BYTES``, ``RAGMEM_MAX_CORPUS_BYTES``,
+    ``RAGMEM_MAX_CORPUS_DOCUMENTS``) was exceeded.
+
+    Separate from :class:`CorpusError` so a server can answer 413 rather than 400: the corpus is
+    well-formed, just bigger than this deployment accepts. The message names the file, the limit
+    and the setting that raises it.
+    """
+
+
 @dataclass
 class Document:
     doc_index: int
@@ -48,7 +58,10 @@ class LoadedCorpus:
     documents: list[Document]
     skipped: list[SkippedDocument]
     files: list[str]
-    """Every file that was read, for fingerprinting and the ingest report."""
+    """Every file that was read (real paths), for fingerprinting and the ingest report."""
+    file_digests: dict[str, str] = field(default_factory=dict)
+    """Real path -> sha256 hex of exactly the bytes indexed from it, so the fingerprint describes
+    the index and not whatever the file holds by the time the build finishes."""
 
 
 def content_doc_id(title: str, text: str) -> str:

@@ -16,6 +16,7 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at D
 
 
 STATS_FILE = "ragmem_stats.json"
+_PLACEHOLDER_TERM = "\x00"  # no analyzer term contains NUL (cleaning strips control characters)
 
 
 @dataclass
@@ -29,21 +30,25 @@ class LexicalIndex:
     def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str) -> "LexicalIndex":
         retriever = bm25s.BM25(k1=k1, b=b, method=method)
         # bm25s needs at least one term per document to keep row ids aligned; its empty token handles that.
-        retriever.index(list(corpus_terms), show_progress=False)
+        # It cannot index zero documents, so an empty collection (everything deleted, then compacted)
+        # indexes one placeholder row that ``n_docs = 0`` keeps out of every result.
+        retriever.index(list(corpus_terms) or [[_PLACEHOLDER_TERM]], show_progress=False)
         lengths = [len(terms) for terms in corpus_terms]
         return cls(retriever=retriever, n_docs=len(corpus_terms),
                    avg_doc_len=float(np.mean(lengths)) if lengths else None)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
-        (Path(directory) / STATS_FILE).write_text(json.dumps({"avg_doc_len": self.avg_doc_len}))
+        (Path(directory) / STATS_FILE).write_text(json.dumps({"avg_doc_len": self.avg_doc_len,
+                                                              "n_docs": self.n_docs}))
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = False) -> "LexicalIndex":
         retriever = bm25s.BM25.load(str(directory), mmap=mmap, show_progress=False)
-        stats = Path(directory) / STATS_FILE
-        avg = json.loads(stats.read_text()).get("avg_doc_len") if stats.exists() else None
-        return cls(retriever=retriever, n_docs=int(retriever.scores["num_docs"]), avg_doc_len=avg)
+        stats_file = Path(directory) / STATS_FILE
+        stats = json.loads(stats_file.read_text()) if stats_file.exists() else {}
+        n_docs = stats.get("n_docs", int(retriever.scores["num_docs"]))
+        return cls(retriever=retriever, n_docs=n_docs, avg_doc_len=stats.get("avg_doc_len"))
 
     def document_frequencies(self, term_ids: np.ndarray) -> np.ndarray:
         """Chunks containing each term (its postings length)."""
@@ -70,7 +75,7 @@ class LexicalIndex:
         spans = [slice(int(indptr[i]), int(indptr[i + 1])) for i in ids]
         rows = np.concatenate([indices[span] for span in spans])
         weights = np.concatenate([data[span] for span in spans])
-        scores = np.bincount(rows, weights=weights, minlength=self.n_docs).astype(np.float32)
+        scores = np.bincount(rows, weights=weights, minlength=self.n_docs).astype(np.float32)[: self.n_docs]
         nonoccurrence = getattr(self.retriever, "nonoccurrence_array", None)
         if nonoccurrence is not None:  # BM25L / BM25+ give absent terms a score too
             scores += np.float32(nonoccurrence[ids].sum())

@@ -8,6 +8,10 @@ Design rules, all for the benefit of agents citing documents and operators debug
 * One bad document never aborts a load; it becomes a ``SkippedDocument`` with a reason. Only a
   corpus that cannot be read at all (missing path, a single-file corpus with invalid JSON, an
   unreadable legacy database) raises ``CorpusError``, naming the file (and line/column).
+* Every file is read through one ``FileGate`` (``file_gate.py``): only regular files inside the
+  allowed roots, within the read limits. Inside a directory a refused or oversized file is a
+  skip; a corpus over the byte or document budget raises ``CorpusTooLarge`` (never a silently
+  partial index).
 * Output is deterministic: sorted directory walk, content-derived ``doc_id``.
 """
 
@@ -15,17 +19,19 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import sqlite3
+import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .cleaning import clean_text, decode_bytes
 from .documents import CorpusError, Document, LoadedCorpus, SkippedDocument
+from .file_gate import FileGate, FileTooLarge, ReadLimits, UnsafeFile
 
 logger = logging.getLogger("ragmem.indexing.loaders")
 
@@ -49,6 +55,8 @@ DOC_ID_FIELD = "doc_id"
 TITLE_FALLBACK_CHARS = 100
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_WAL_VERSION_BYTES = slice(18, 20)  # file format write/read versions: 2 = WAL, 1 = rollback journal
+CANCEL_EVERY_RECORDS = 1000
 _ATX_H1_RE = re.compile(r"^ {0,3}#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
 # Legacy chunks.db reconstruction: chunk boundaries were stripped of whitespace, so unknown
@@ -64,13 +72,23 @@ class _FileProblem(Exception):
 
 @dataclass
 class _Collector:
-    """Accumulates documents and skips, assigning directory-wide ``doc_index`` values."""
+    """Accumulates documents and skips, assigning directory-wide ``doc_index`` values.
 
+    Holds the gate every read goes through and the caller's ``cancel`` hook, called once per
+    file and every ``CANCEL_EVERY_RECORDS`` records so a cancelled build stops promptly.
+    """
+
+    gate: FileGate
+    cancel: Callable[[], None] | None = None
     documents: list[Document] = field(default_factory=list)
     skipped: list[SkippedDocument] = field(default_factory=list)
-    files: set[str] = field(default_factory=set)
     next_index: int = 0
     _first_index_of: dict[str, int] = field(default_factory=dict)
+    _records: int = 0
+
+    def checkpoint(self) -> None:
+        if self.cancel is not None:
+            self.cancel()
 
     def reserve(self) -> int:
         index = self.next_index
@@ -79,6 +97,7 @@ class _Collector:
 
     def skip(self, source: str, doc_index: int | None, reason: str) -> None:
         logger.debug("skipped %s (doc_index %s): %s", source, doc_index, reason)
+        self._count_record()
         self.skipped.append(SkippedDocument(source=source, doc_index=doc_index, reason=reason))
 
     def add(self, document: Document) -> None:
@@ -86,21 +105,36 @@ class _Collector:
         if first is not None:
             self.skip(document.source, document.doc_index, f"duplicate of doc_index {first}")
             return
+        self._count_record()
+        self.gate.limits.check_documents(len(self.documents) + 1, document.source)
         self._first_index_of[document.doc_id] = document.doc_index
         self.documents.append(document)
+
+    def _count_record(self) -> None:
+        self._records += 1
+        if self._records % CANCEL_EVERY_RECORDS == 0:
+            self.checkpoint()
 
 
 # --- public entry point -----------------------------------------------------------------------
 
 
-def load_corpus(path: str | Path) -> LoadedCorpus:
-    """Load a corpus file or directory into cleaned documents plus a list of what was skipped."""
+def load_corpus(path: str | Path, roots: Sequence[Path] | None = None, limits: ReadLimits | None = None,
+                cancel: Callable[[], None] | None = None) -> LoadedCorpus:
+    """Load a corpus file or directory into cleaned documents plus a list of what was skipped.
+
+    Only files whose real path lies inside ``roots`` are read; ``None`` means the corpus itself
+    (the CLI case: the operator named the path). ``limits`` defaults to :class:`ReadLimits`.
+    ``cancel`` is called once per file and every ~1000 documents; make it raise to stop a load.
+    Raises ``CorpusError`` (``CorpusTooLarge`` past a corpus-wide limit).
+    """
     started = time.perf_counter()
     given = str(path)
     root = Path(path).expanduser()
     if not root.exists():
         raise CorpusError(f"{given}: no such file or directory")
-    collector = _Collector()
+    gate = FileGate(roots if roots is not None else [root], limits)
+    collector = _Collector(gate, cancel)
     if root.is_dir():
         _load_directory(root, collector)
     else:
@@ -111,7 +145,8 @@ def load_corpus(path: str | Path) -> LoadedCorpus:
     corpus = LoadedCorpus(
         documents=collector.documents,
         skipped=collector.skipped,
-        files=sorted(collector.files),
+        files=sorted(gate.digests),
+        file_digests=dict(gate.digests),
     )
     logger.info(
         "%s: %d documents, %d skipped, %d files in %.2fs",
@@ -133,20 +168,39 @@ def _load_file(path: Path, label: str, collector: _Collector) -> None:
         _load_jsonl_file(path, label, collector)
     elif suffix in TEXT_SUFFIXES:
         _load_text_file(path, label, path.name, collector)
-    elif suffix in SQLITE_SUFFIXES or _has_sqlite_magic(path):
-        _load_chunks_db(path, label, collector)
+    elif suffix in SQLITE_SUFFIXES:
+        _load_chunks_db(_read_bytes(path, label, collector), label, collector)
     else:
-        kind = f"'{path.suffix}'" if path.suffix else "a file without extension"
-        raise _FileProblem(
-            f"{label}: unsupported format {kind} (expected .json, .jsonl, .md, .markdown, .txt "
-            "or a legacy .chunks.db)"
-        )
+        _load_unknown_file(path, label, collector)
+
+
+def _load_unknown_file(path: Path, label: str, collector: _Collector) -> None:
+    """An unknown extension may still be a legacy cache, known by its magic; anything else is fatal.
+
+    The sniff reads through the gate like every other read (bounded, regular files only).
+    """
+    if path.suffix.lower() not in UNSUPPORTED_SUFFIXES:
+        data = _read_bytes(path, label, collector)
+        if data.startswith(_SQLITE_MAGIC):
+            _load_chunks_db(data, label, collector)
+            return
+    kind = f"'{path.suffix}'" if path.suffix else "a file without extension"
+    raise _FileProblem(
+        f"{label}: unsupported format {kind} (expected .json, .jsonl, .md, .markdown, .txt "
+        "or a legacy .chunks.db)"
+    )
 
 
 def _load_directory(root: Path, collector: _Collector) -> None:
-    """Recursive sorted walk; a bad file is listed as skipped, never fatal."""
-    for file_path in _walk(root, collector):
-        rel = file_path.relative_to(root).as_posix()
+    """Sorted walk through the gate; a bad or refused file is listed as skipped, never fatal.
+
+    Only the corpus-wide limits (``CorpusTooLarge``) and ``cancel`` stop the load.
+    """
+    walk = collector.gate.walk(root, collector.cancel)
+    for refusal in walk.refused:
+        collector.skip(refusal.rel, None, refusal.reason)
+    for rel in walk.files:
+        file_path = root / rel
         suffix = file_path.suffix.lower()
         try:
             if suffix == JSON_SUFFIX:
@@ -159,34 +213,20 @@ def _load_directory(root: Path, collector: _Collector) -> None:
                 collector.skip(rel, None, "unsupported format")
             else:
                 logger.debug("ignoring %s (extension not indexed)", rel)
-        except _FileProblem as problem:
+        except (_FileProblem, UnsafeFile, FileTooLarge) as problem:
             collector.skip(rel, None, str(problem))
-
-
-def _walk(root: Path, collector: _Collector) -> list[Path]:
-    """Every non-hidden file under ``root``, in an order that does not depend on the filesystem."""
-
-    def on_error(error: OSError) -> None:
-        where = Path(error.filename).relative_to(root).as_posix() if error.filename else str(root)
-        collector.skip(where, None, f"unreadable directory: {error.strerror or error}")
-
-    found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=on_error):
-        dirnames[:] = sorted(name for name in dirnames if not name.startswith("."))
-        found.extend(Path(dirpath) / name for name in filenames if not name.startswith("."))
-    return sorted(found, key=lambda p: p.relative_to(root).parts)
 
 
 # --- reading helpers --------------------------------------------------------------------------
 
 
 def _read_bytes(path: Path, label: str, collector: _Collector) -> bytes:
+    """The one way a loader reads a file: through the gate, which records what was read."""
+    collector.checkpoint()
     try:
-        data = path.read_bytes()
+        return collector.gate.read(path, label)
     except OSError as error:
         raise _FileProblem(f"{label}: cannot read file: {error.strerror or error}") from error
-    collector.files.add(str(path.resolve()))
-    return data
 
 
 def _read_text(path: Path, label: str, collector: _Collector) -> str:
@@ -194,14 +234,6 @@ def _read_text(path: Path, label: str, collector: _Collector) -> str:
     if text is None:
         raise _FileProblem(f"{label}: not text (binary content or unknown encoding)")
     return text
-
-
-def _has_sqlite_magic(path: Path) -> bool:
-    try:
-        with path.open("rb") as handle:
-            return handle.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
-    except OSError:
-        return False
 
 
 def _json_error(label: str, error: json.JSONDecodeError) -> str:
@@ -388,31 +420,56 @@ def _title_from_text(text: str) -> str:
 # --- legacy chunks.db -------------------------------------------------------------------------
 
 
-def _connect_read_only(path: Path) -> sqlite3.Connection:
-    """Never write to the agents' cache: read-only URI, retried as immutable because a WAL
-    database in a read-only directory cannot be opened with ``mode=ro`` alone."""
-    uri = path.resolve().as_uri()
-    for options in ("mode=ro", "mode=ro&immutable=1"):
-        connection = sqlite3.connect(f"{uri}?{options}", uri=True)
-        try:
-            connection.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
-            return connection
-        except sqlite3.OperationalError:
-            connection.close()
-            if options.endswith("immutable=1"):
-                raise
-        except sqlite3.DatabaseError:
-            connection.close()
-            raise
-    raise AssertionError("unreachable")
+def _snapshot(data: bytes) -> Any:
+    """The bytes the gate read, opened as a private read-only database (a context manager).
+
+    SQLite never opens the agents' file (no lock, no ``-wal``/``-shm`` sidecar, no write), and
+    what is indexed is exactly what was fingerprinted. A WAL flag in the header is switched to
+    rollback journal in the copy: an in-memory database cannot be in WAL mode, and a snapshot has
+    no ``-wal`` file anyway (un-checkpointed WAL content is not read, as with ``immutable=1``).
+    """
+    if data[_SQLITE_WAL_VERSION_BYTES] == b"\x02\x02" and data.startswith(_SQLITE_MAGIC):
+        data = data[:18] + b"\x01\x01" + data[20:]
+    if hasattr(sqlite3.Connection, "deserialize"):  # Python 3.11+
+        return _memory_snapshot(data)
+    return _file_snapshot(data)
 
 
-def _load_chunks_db(path: Path, label: str, collector: _Collector) -> None:
-    """Rebuild documents from the old tool's chunk cache so agents' existing paths keep working."""
+@contextmanager
+def _memory_snapshot(data: bytes) -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(":memory:")
     try:
-        connection = _connect_read_only(path)
+        connection.deserialize(data)
+        connection.execute("PRAGMA query_only = ON")
+        yield connection
+    finally:
+        connection.close()
+
+
+@contextmanager
+def _file_snapshot(data: bytes) -> Iterator[sqlite3.Connection]:
+    """Fallback without ``deserialize``: a copy in a private (0700) temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="ragmem-legacy-") as private:
+        copy = Path(private) / "snapshot.db"
+        copy.write_bytes(data)
+        connection = sqlite3.connect(f"{copy.as_uri()}?mode=ro&immutable=1", uri=True)
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+
+def _read_legacy_rows(data: bytes, label: str) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
+    """(metadata settings, chunk rows in document order) of a legacy cache's bytes."""
+    try:
+        with _snapshot(data) as connection:
+            connection.execute("SELECT name FROM sqlite_master LIMIT 1").fetchall()
+            return _query_legacy(connection, label)
     except sqlite3.DatabaseError as error:
         raise _FileProblem(f"{label}: not a readable SQLite database ({error})") from error
+
+
+def _query_legacy(connection: sqlite3.Connection, label: str) -> tuple[dict[Any, Any], list[tuple[Any, ...]]]:
     try:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "chunks" not in tables:
@@ -426,38 +483,45 @@ def _load_chunks_db(path: Path, label: str, collector: _Collector) -> None:
         ).fetchall()
     except sqlite3.DatabaseError as error:
         raise _FileProblem(f"{label}: cannot read legacy chunks table ({error})") from error
-    finally:
-        connection.close()
-    collector.files.add(str(path.resolve()))
-    logger.info("%s: legacy chunks cache, %d chunks, settings %s", label, len(rows), settings)
+    return settings, rows
 
-    fallbacks = 0
-    for doc_index, doc_rows in _group_by_doc(rows):
-        source = f"{label}[{doc_index}]"
-        if not isinstance(doc_index, int):
-            collector.skip(source, None, f"chunks have a non-integer doc_index {doc_index!r}")
-            continue
-        raw_title = next((r[2] for r in doc_rows if isinstance(r[2], str) and r[2].strip()), "")
-        raw_url = next((r[4] for r in doc_rows if isinstance(r[4], str) and r[4].strip()), "")
-        pieces = [(r[3] if isinstance(r[3], str) else "", r[5], r[6]) for r in doc_rows]
-        full, used_offsets = _rebuild_text(pieces)
-        fallbacks += not used_offsets
-        text = clean_text(_strip_title_prefix(full, raw_title))
-        if not text:
-            collector.skip(source, doc_index, "text is empty after cleaning")
-            continue
-        title = _clean_title(raw_title)
-        collector.add(Document(
-            doc_index=doc_index,
-            title=title or _title_from_text(text),
-            text=text,
-            url=raw_url.strip(),
-            metadata={"legacy_chunks": len(doc_rows)},
-            source=source,
-        ))
+
+def _load_chunks_db(data: bytes, label: str, collector: _Collector) -> None:
+    """Rebuild documents from the old tool's chunk cache so agents' existing paths keep working."""
+    settings, rows = _read_legacy_rows(data, label)
+    logger.info("%s: legacy chunks cache, %d chunks, settings %s", label, len(rows), settings)
+    fallbacks = sum(_add_legacy_document(doc_index, doc_rows, label, collector)
+                    for doc_index, doc_rows in _group_by_doc(rows))
     if fallbacks:
         logger.warning("%s: %d documents had inconsistent chunk offsets; rebuilt by overlap matching",
                        label, fallbacks)
+
+
+def _add_legacy_document(doc_index: Any, doc_rows: list[tuple[Any, ...]], label: str,
+                         collector: _Collector) -> bool:
+    """Add one document rebuilt from its chunks; True when its offsets did not fit (overlap fallback)."""
+    source = f"{label}[{doc_index}]"
+    if not isinstance(doc_index, int):
+        collector.skip(source, None, f"chunks have a non-integer doc_index {doc_index!r}")
+        return False
+    raw_title = next((r[2] for r in doc_rows if isinstance(r[2], str) and r[2].strip()), "")
+    raw_url = next((r[4] for r in doc_rows if isinstance(r[4], str) and r[4].strip()), "")
+    pieces = [(r[3] if isinstance(r[3], str) else "", r[5], r[6]) for r in doc_rows]
+    full, used_offsets = _rebuild_text(pieces)
+    text = clean_text(_strip_title_prefix(full, raw_title))
+    if not text:
+        collector.skip(source, doc_index, "text is empty after cleaning")
+        return not used_offsets
+    title = _clean_title(raw_title)
+    collector.add(Document(
+        doc_index=doc_index,
+        title=title or _title_from_text(text),
+        text=text,
+        url=raw_url.strip(),
+        metadata={"legacy_chunks": len(doc_rows)},
+        source=source,
+    ))
+    return not used_offsets
 
 
 def _group_by_doc(rows: Iterable[tuple[Any, ...]]) -> Iterator[tuple[Any, list[tuple[Any, ...]]]]:

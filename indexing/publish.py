@@ -6,6 +6,7 @@ Layout under the data root::
     <name>/builds/<build-id>/ one immutable, complete build
     <name>/.staging-<id>/     a build in progress (deleted if the builder dies)
     <name>/.lock              serialises builders of one collection
+    <name>/live/<build-id>.sqlite  live changes to one build (removed with the build)
 
 A reader resolves CURRENT once and then only reads that build's directory, so a publish
 (one rename) swaps versions atomically and in-flight readers finish on the old build.
@@ -28,6 +29,9 @@ from typing import Iterator
 log = logging.getLogger("ragmem.indexing.publish")
 
 MANIFEST_FILE = "manifest.json"
+LOCK_FILE = ".lock"
+LIVE_DIR = "live"
+"""Per-build change journals (:mod:`indexing.change_log`) live here; pruning a build removes its journal."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -85,14 +89,41 @@ def new_build_id() -> str:
 
 @contextmanager
 def build_lock(root: Path) -> Iterator[None]:
-    """Exclusive per-collection lock; released by the kernel even if the holder is SIGKILLed."""
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    """Exclusive per-collection lock; released by the kernel even if the holder is SIGKILLed.
+
+    A failed first build removes its collection directory, lock file included, while holding
+    the lock (:func:`discard_unpublished`); a builder that was waiting then holds a lock on an
+    unlinked file, so it checks that the file it locked is still the one at the path and
+    otherwise locks again.
+    """
+    while True:
+        root.mkdir(parents=True, exist_ok=True)
+        handle = open(root / LOCK_FILE, "a")
         try:
-            yield
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if _same_file(handle, root / LOCK_FILE):
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+                return
         finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+def _same_file(handle, path: Path) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino
+    except FileNotFoundError:
+        return False
+
+
+def discard_unpublished(root: Path) -> None:
+    """Remove a collection directory that never got a published build (the caller holds its lock),
+    so a failed or cancelled first build leaves nothing in the data root."""
+    if not (root / "CURRENT").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        log.info("removed %s: its first build did not publish", root)
 
 
 def staging_dir(root: Path, build_id: str) -> Path:
@@ -135,11 +166,16 @@ def publish(root: Path, staging: Path, build_id: str, keep_builds: int) -> Path:
 
 
 def _prune(builds: Path, keep: int, current: str) -> None:
-    """Keep the newest ``keep`` builds; older ones may still serve in-flight reads, hence keep >= 2 by default."""
+    """Keep the newest ``keep`` builds; older ones may still serve in-flight reads, hence keep >= 2 by default.
+
+    A pruned build's change journal goes with it: nothing can read or compact it any more.
+    """
     ordered = sorted((p for p in builds.iterdir() if p.is_dir()), key=lambda p: p.name, reverse=True)
     for old in ordered[keep:]:
         if old.name != current:
             shutil.rmtree(old, ignore_errors=True)
+            for journal in (builds.parent / LIVE_DIR).glob(f"{old.name}.sqlite*"):
+                journal.unlink(missing_ok=True)
 
 
 def directory_bytes(path: Path) -> int:

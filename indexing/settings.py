@@ -53,6 +53,33 @@ class Settings(BaseSettings):
     read_api_key: Optional[str] = Field(default=None, description="Bearer token required by the read endpoints "
                                         "too (the write key is accepted as well). Unset: reads are open.")
     max_batch_documents: int = Field(default=1000, ge=1, description="Documents per POST .../documents batch.")
+    # ---- hostile input: bounded reads, builds and requests (docs/API.md "Limits") ----------------
+    max_file_bytes: int = Field(default=512 * 2**20, ge=1, description="Largest single corpus file read; a "
+                                "bigger one is a 413 / CLI error naming the file.")
+    max_corpus_bytes: int = Field(default=2 * 2**30, ge=1, description="Bytes read per corpus, all files together.")
+    max_corpus_documents: int = Field(default=100_000, ge=1, description="Documents per corpus (the agents' largest "
+                                      "long_context.json has about 12,000).")
+    build_timeout_seconds: float = Field(default=3600.0, gt=0, description="Wall-clock limit of one build; past it "
+                                         "the build is cancelled and nothing is published.")
+    build_workers: int = Field(default=2, ge=1, description="Concurrent on-demand json_path builds per process, so "
+                               "one slow corpus never holds up the others.")
+    path_build_auth: Literal["none", "read", "write"] = Field(
+        default="none", description="Key a request needs to trigger a json_path build: none, the read key (or the "
+        "write key), or the write key only.")
+    max_path_collections: int = Field(default=100, ge=0, description="Collections json_path requests may create "
+                                      "(a new path past it: 507).")
+    max_path_collections_bytes: int = Field(default=20 * 2**30, ge=0, description="Bytes on disk json_path "
+                                            "collections may use together, the estimate of a new build included.")
+    max_request_bytes: int = Field(default=32 * 2**20, ge=1, description="Largest request body (413 past it).")
+    request_header_timeout_seconds: float = Field(default=10.0, gt=0, description="A connection that has not sent "
+                                                  "a whole request head by then is closed.")
+    request_body_timeout_seconds: float = Field(default=30.0, gt=0, description="A request whose body has not "
+                                                "arrived by then gets 408.")
+    keep_alive_seconds: float = Field(default=5.0, gt=0, description="Idle keep-alive connections are closed after this.")
+    max_inflight_requests: int = Field(default=64, ge=1, description="Requests a process works on at once; past it "
+                                       "the answer is an immediate 503 with Retry-After.")
+    metrics_auth: Literal["read", "none"] = Field(default="read", description="read: /metrics needs the read key "
+                                                  "whenever one is set; none: /metrics is always open.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

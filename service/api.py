@@ -15,9 +15,12 @@ from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
 from service import formatting
 from service.api_models import (AddDocumentsRequest, CompactResponse, ContextBlockOut, ContextRequest,
-                                ContextResponse, SearchHit, SearchRequest, SearchResponse, WriteResponse)
-from service.auth import require_reader, require_writer
-from service.live_documents import add_documents, delete_document
+                                ContextResponse, DeleteDocumentsRequest, SearchHit, SearchRequest, SearchResponse,
+                                WriteResponse)
+from service.auth import may_build, require_metrics_reader, require_reader, require_writer
+from service.http_limits import RequestLimits
+from service.errors import NotFound
+from service.live_documents import add_documents, delete_document, delete_documents
 from service.context import get_context
 from service.metrics import MODE_SCOPE_KEY, RequestMetrics, create_metrics
 from service.subgraph import subgraph_for
@@ -44,11 +47,18 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
                   description="Hybrid BM25 + dense retrieval with cited, diverse results for LLM agents.")
     app.state.registry = registry
 
-    def resolve(request: SearchRequest) -> tuple[Collection, str]:
+    def resolve(request: SearchRequest, http: Request) -> tuple[Collection, str]:
         if request.json_path:
-            return registry.collection_for_path(request.json_path), request.json_path
+            return (registry.collection_for_path(request.json_path, may_build=may_build(settings, http)),
+                    request.json_path)
         return registry.get(request.collection), request.collection
 
+    # Added first, so it sits inside RequestMetrics (the last added is outermost): the metrics count
+    # its 413/408/503 answers under their real status, and it still runs before routing, body
+    # parsing and auth, so a refused request costs a header scan and a counter.
+    app.add_middleware(RequestLimits, max_request_bytes=settings.max_request_bytes,
+                       body_timeout_seconds=settings.request_body_timeout_seconds,
+                       max_inflight_requests=settings.max_inflight_requests)
     app.add_middleware(RequestMetrics, metrics=metrics)
 
     @app.exception_handler(ServiceError)
@@ -72,7 +82,7 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
               responses={200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}})
     def rag_search(request: SearchRequest, http: Request):
         http.scope[MODE_SCOPE_KEY] = request.mode
-        collection, source = resolve(request)
+        collection, source = resolve(request, http)
         result = search(collection, request.query, _params(request))
         subgraph = subgraph_for(collection, request.query, result.graph) if request.include_subgraph else None
         if request.format == "text":
@@ -90,7 +100,7 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
               responses={200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}})
     def rag_get_context(request: ContextRequest, http: Request):
         http.scope[MODE_SCOPE_KEY] = request.mode
-        collection, source = resolve(request)
+        collection, source = resolve(request, http)
         ctx = get_context(collection, request.query, _params(request), request.max_tokens)
         if request.format == "text":
             return PlainTextResponse(formatting.format_context_text(ctx, source))
@@ -108,11 +118,25 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
         """Add documents, or replace them by doc_id; acknowledged once durable and searchable."""
         return add_documents(registry, name, request.documents, settings.max_batch_documents)
 
-    @app.delete("/collections/{name}/documents/{doc_id}", response_model=WriteResponse, dependencies=writer,
+    @app.post("/collections/{name}/documents/delete", response_model=WriteResponse, dependencies=writer,
+              responses={401: {}, 404: {}, 422: {}})
+    def remove_documents(name: str, request: DeleteDocumentsRequest):
+        """Delete documents named in the body (any doc_id, whatever characters it holds), atomically."""
+        return delete_documents(registry, name, request.doc_ids, settings.max_batch_documents)
+
+    @app.delete("/collections/{name}/documents/{doc_id:path}", response_model=WriteResponse, dependencies=writer,
                 responses={401: {}, 404: {}})
     def remove_document(name: str, doc_id: str):
-        """Delete a document; from the moment this returns no mode returns it."""
+        """Delete a document (percent-encode '/', '?', '#' and '%' in its id); from the moment this
+        returns no mode returns it."""
         return delete_document(registry, name, doc_id)
+
+    @app.delete("/collections/{name}/build", dependencies=writer, responses={401: {}, 404: {}})
+    def cancel_build(name: str):
+        """Stop the json_path build of this collection; nothing of it is published."""
+        if not registry.cancel_build(name):
+            raise NotFound(f"no build of {name!r} is running")
+        return {"collection": name, "cancelled": True}
 
     @app.post("/collections/{name}/compact", response_model=CompactResponse, dependencies=writer,
               responses={401: {}, 404: {}})
@@ -143,7 +167,7 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
     def healthz():
         return {"status": "ok", "collections": len(registry.names())}
 
-    @app.get("/metrics")
+    @app.get("/metrics", dependencies=[Depends(require_metrics_reader(settings))])
     def prometheus_metrics():
         for name in registry.names():
             try:

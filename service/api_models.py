@@ -129,11 +129,17 @@ class ContextResponse(BaseModel):
 
 
 class AddDocumentsRequest(BaseModel):
-    documents: list[dict[str, Any]] = Field(
+    documents: list[Any] = Field(
         ..., min_length=1, max_length=10_000,
         description="Documents with the fields the corpus loaders read: 'doc_id' (required; an existing id is "
                     "replaced), 'title', 'content' (or 'page_body' / 'text'), 'url'; other fields are kept as "
                     "metadata. Each is checked on its own: bad ones are listed in 'rejected', the rest are added.")
+
+
+class DeleteDocumentsRequest(BaseModel):
+    doc_ids: list[str] = Field(..., min_length=1, max_length=10_000,
+                               description="Documents to delete, in one atomic batch. Works for any doc_id, "
+                                           "also those with '/', '?', '#' or '%' in them.")
 
 
 class RejectedDocument(BaseModel):
@@ -156,6 +162,7 @@ class WriteResponse(BaseModel):
     added: list[AddedDocument] = []
     rejected: list[RejectedDocument] = []
     deleted: list[str] = []
+    not_found: list[str] = Field(default=[], description="doc_ids of a batch delete that were not in the collection.")
     took_ms: float
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -67,10 +66,8 @@ def serve(
 ) -> None:
     """Serve the HTTP API (POST /rag_search, /rag_get_context, GET /collections, /metrics)."""
     _setup_logging(verbose)
-    import uvicorn
-
     from indexing.settings import load_settings
-    from service.api import create_app
+    from service.http_server import run_http
 
     settings = load_settings(data_dir=data_dir, host=host, port=port, workers=workers)
     if corpus_root:
@@ -78,15 +75,7 @@ def serve(
     logging.getLogger("ragmem").info("serving %s on http://%s:%d with %d worker(s) (corpus roots: %s)",
                                      settings.data_dir, settings.host, settings.port, settings.workers,
                                      [str(r) for r in settings.corpus_roots] or "none")
-    log_level = "info" if verbose else "warning"
-    if settings.workers == 1:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
-        return
-    # Worker processes rebuild the app from the environment, so hand them the effective settings.
-    os.environ["RAGMEM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
-    os.environ["RAGMEM_CORPUS_ROOTS"] = ":".join(str(Path(r).resolve()) for r in settings.corpus_roots)
-    uvicorn.run("service.api:app_from_environment", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, log_level=log_level)
+    run_http(settings, "info" if verbose else "warning")
 
 
 @app.command()

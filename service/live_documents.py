@@ -8,15 +8,11 @@ from indexing.documents import Document
 from indexing.live import WriteReport
 from indexing.loaders import document_from_record
 from service.api_models import AddedDocument, RejectedDocument, WriteResponse
-from service.registry import BadCorpus, CollectionRegistry, NotFound, ServiceError
+from service.errors import BadCorpus, NotFound, Unprocessable
+from service.registry import CollectionRegistry
 
 
-class Unprocessable(ServiceError):
-    status = 422
-
-
-def add_documents(registry: CollectionRegistry, name: str, items: list[dict[str, Any]],
-                  max_batch: int) -> WriteResponse:
+def add_documents(registry: CollectionRegistry, name: str, items: list[Any], max_batch: int) -> WriteResponse:
     """Valid items are added in one batch; each invalid one is reported and nothing else is lost."""
     if len(items) > max_batch:
         raise BadCorpus(f"{len(items)} documents in one request; the limit is {max_batch} (RAGMEM_MAX_BATCH_DOCUMENTS)")
@@ -24,6 +20,9 @@ def add_documents(registry: CollectionRegistry, name: str, items: list[dict[str,
     rejected: list[RejectedDocument] = []
     seen: dict[str, int] = {}
     for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected.append(RejectedDocument(index=index, error=str(document_from_record(item, index, "api"))))
+            continue
         raw_id = item.get("doc_id")
         doc_id = raw_id.strip() if isinstance(raw_id, str) else ""
         if not doc_id:
@@ -52,6 +51,15 @@ def delete_document(registry: CollectionRegistry, name: str, doc_id: str) -> Wri
     if report.not_found:
         raise NotFound(f"no document {doc_id!r} in collection {name!r}")
     return _response(report, deleted=report.deleted)
+
+
+def delete_documents(registry: CollectionRegistry, name: str, doc_ids: list[str], max_batch: int) -> WriteResponse:
+    """Delete several documents in one atomic batch; ids that are not there are listed, not fatal."""
+    if len(doc_ids) > max_batch:
+        raise BadCorpus(f"{len(doc_ids)} doc_ids in one request; the limit is {max_batch} "
+                        "(RAGMEM_MAX_BATCH_DOCUMENTS)")
+    report = registry.write(name, [], list(dict.fromkeys(doc_ids)))
+    return _response(report, deleted=report.deleted, not_found=report.not_found)
 
 
 def _response(report: WriteReport, **outcome) -> WriteResponse:

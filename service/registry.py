@@ -1,81 +1,36 @@
 """Collections as the service sees them: loaded once, swapped atomically, built on demand.
 
-``json_path`` lets agents keep passing file paths. A path is resolved only inside the allowed
-roots (the data root and the configured corpus roots), after following symlinks, so a query can
-never read files elsewhere. A path seen for the first time, or changed since, is indexed once
-in a background worker; concurrent requests share that build.
+``json_path`` lets agents keep passing file paths; :mod:`service.corpus_paths` decides which
+file a path names, :mod:`service.build_jobs` builds it (a path seen for the first time, or
+changed since, is indexed once; concurrent requests share that build) and
+:mod:`service.path_quota` bounds what such builds may take from the data root.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
 from indexing import publish
-from indexing.builder import build_collection
 from indexing.collection import Collection
+from indexing.file_gate import corpus_signature
 from indexing.live import LiveCollection, StaleBuild, WriteReport
-from indexing.documents import CorpusError
 from indexing.settings import Settings
+from service.build_jobs import BuildJob, BuildJobs
+from service.corpus_paths import CorpusPaths
+from service.errors import (BadCorpus, Building, CorpusTooLarge, Forbidden, NotFound, ServiceError,  # noqa: F401
+                            Unauthorized)
+from service.path_quota import PathQuota
 
 log = logging.getLogger("ragmem.service.registry")
 T = TypeVar("T")
 
-LEGACY_SUFFIX = ".chunks.db"
-
-
-class ServiceError(Exception):
-    status = 500
-
-    def __init__(self, message: str, headers: dict[str, str] | None = None, extra: dict | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.headers = headers or {}
-        self.extra = extra or {}
-
-
-class NotFound(ServiceError):
-    status = 404
-
-
-class Forbidden(ServiceError):
-    status = 403
-
-
-class BadCorpus(ServiceError):
-    status = 400
-
-
-class Building(ServiceError):
-    status = 503
-
-
-@dataclass
-class BuildJob:
-    name: str
-    path: Path
-    signature: tuple[int, int]
-    future: Future | None = None
-    stage: str = "queued"
-    fraction: float = 0.0
-    started_at: float = field(default_factory=time.time)
-    error: str | None = None
-
-    def update(self, stage: str, fraction: float) -> None:
-        self.stage, self.fraction = stage, fraction
-
-    def describe(self) -> dict:
-        return {"status": "failed" if self.error else "building", "stage": self.stage,
-                "progress": round(self.fraction, 3), "started_at": self.started_at, "corpus": str(self.path),
-                **({"error": self.error} if self.error else {})}
+MAX_SKIPPED_SHOWN = 100
+"""Skipped documents listed by ``describe`` (the build's ingest_report.json has them all)."""
 
 
 class CollectionRegistry:
@@ -83,13 +38,16 @@ class CollectionRegistry:
         self.settings = settings
         self.data_dir = Path(settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.roots = [Path(os.path.realpath(self.data_dir))] + [
-            Path(os.path.realpath(root)) for root in settings.corpus_roots]
+        self.paths = CorpusPaths(self.data_dir, list(settings.corpus_roots))
+        self.builds = BuildJobs(settings, self.paths.roots, self.paths.hide)
+        self.quota = PathQuota(settings.max_path_collections, settings.max_path_collections_bytes)
         self._loaded: dict[str, LiveCollection] = {}
         self._lock = threading.Lock()
-        self._jobs: dict[Path, BuildJob] = {}
-        self._built: dict[Path, tuple[int, int]] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ragmem-build")
+
+    @property
+    def roots(self) -> list[Path]:
+        """Where json_path may point (the operator's corpus roots)."""
+        return self.paths.roots
 
     # ---- published collections -------------------------------------------------------------
     def names(self) -> list[str]:
@@ -102,7 +60,7 @@ class CollectionRegistry:
         except publish.CollectionNameError as exc:
             raise NotFound(str(exc)) from exc
         if build_dir is None:
-            job = self._job_for_name(name)
+            job = self.builds.job_for_name(name)
             if job is not None and not job.error:
                 raise Building(f"collection {name!r} is being built", {"Retry-After": "5"}, job.describe())
             raise NotFound(f"unknown collection {name!r}")
@@ -148,7 +106,7 @@ class CollectionRegistry:
 
     def describe(self, name: str) -> dict:
         """What ``rag_document_stats`` reports, plus build status while a build runs."""
-        job = self._job_for_name(name)
+        job = self.builds.job_for_name(name)
         info: dict = {"name": name}
         if job is not None and (job.error or (job.future is not None and not job.future.done())):
             info["build"] = job.describe()
@@ -163,6 +121,7 @@ class CollectionRegistry:
             raise NotFound(f"unknown collection {name!r}")
         collection = self.get(name)
         manifest = collection.manifest
+        corpus_path = Path(manifest["corpus"].get("path", name))
         info.update({
             "status": "ready",
             "documents": collection.store.n_documents,
@@ -175,7 +134,10 @@ class CollectionRegistry:
             "faiss": manifest["faiss"],
             "build_id": collection.build_id,
             "created_at": manifest["created_at"],
-            "corpus": manifest["corpus"],
+            "corpus": {**manifest["corpus"], "path": self.paths.shown(corpus_path)},
+            "skipped_documents": [{"source": self._shown(skip.source, corpus_path), "doc_index": skip.doc_index,
+                                   "reason": self._shown(skip.reason, corpus_path)}
+                                  for skip in collection.store.skipped()[:MAX_SKIPPED_SHOWN]],
             "stage_seconds": manifest["stage_seconds"],
             "document_list": [{"doc_index": d["doc_index"], "doc_id": d["doc_id"], "title": d["title"],
                                "url": d["url"], "chunks": d["n_chunks"], "chars": d["chars"]}
@@ -183,103 +145,68 @@ class CollectionRegistry:
         })
         return info
 
-    def _job_for_name(self, name: str) -> BuildJob | None:
-        return next((job for job in list(self._jobs.values()) if job.name == name), None)
+    def _shown(self, text: str, corpus_path: Path) -> str:
+        """Report text without absolute paths: relative to a root, else to the corpus' folder."""
+        return self.paths.hide(text).replace(f"{corpus_path.parent}/", "")
 
     # ---- json_path --------------------------------------------------------------------------
     def resolve_path(self, raw: str) -> Path:
-        """Real path of ``raw`` inside an allowed root, or Forbidden/NotFound."""
-        if not raw or "\x00" in raw:
-            raise BadCorpus("json_path must be a non-empty path")
-        path = Path(raw).expanduser()
-        if ".." in path.parts:
-            raise Forbidden(f"json_path may not contain '..': {raw}")
-        candidates = [path] if path.is_absolute() else [root / path for root in self.roots]
-        inside_any = False
-        for candidate in candidates:
-            for option in (candidate, _legacy_json_sibling(candidate)):
-                if option is None:
-                    continue
-                real = Path(os.path.realpath(option))
-                if not self._inside_roots(real):
-                    continue
-                inside_any = True
-                try:
-                    if real.is_file() or real.is_dir():
-                        return real
-                except OSError as exc:  # e.g. a path component longer than the file system allows
-                    raise BadCorpus(f"json_path cannot be used: {exc.strerror}") from exc
-        if not inside_any:
-            raise Forbidden(f"json_path is outside the allowed roots: {raw}")
-        raise NotFound(f"no such corpus: {raw}")
+        return self.paths.resolve(raw)
 
-    def _inside_roots(self, real: Path) -> bool:
-        return any(real == root or root in real.parents for root in self.roots)
+    def collection_for_path(self, raw: str, wait_seconds: float | None = None, may_build: bool = True) -> Collection:
+        """The collection built from ``raw``, building it first when it is new or changed.
 
-    @staticmethod
-    def name_for_path(path: Path) -> str:
-        digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
-        return f"{publish.collection_name_from(path)[:100]}-{digest}"
-
-    def collection_for_path(self, raw: str, wait_seconds: float | None = None) -> Collection:
-        path = self.resolve_path(raw)
-        name = self.name_for_path(path)
-        signature = _signature(path)
-        wait = self.settings.build_wait_seconds if wait_seconds is None else wait_seconds
-        with self._lock:
-            job = self._jobs.get(path)
-            up_to_date = self._built.get(path) == signature and publish.current_build_dir(self.data_dir, name)
-            if job is not None and job.signature == signature and job.error:
-                raise BadCorpus(f"cannot index {raw}: {job.error}")
-            if not up_to_date and (job is None or job.future is None or job.future.done()):
-                job = BuildJob(name=name, path=path, signature=signature)
-                job.future = self._executor.submit(self._build, job)
-                self._jobs[path] = job
-        if up_to_date:
+        ``may_build`` is False for callers without the key ``RAGMEM_PATH_BUILD_AUTH`` asks for:
+        they may search what is built already but not start a build.
+        """
+        path = self.paths.resolve(raw)
+        name = self.paths.collection_name(path)
+        signature = corpus_signature(path, self.paths.roots)
+        if self.builds.built(path, signature) and publish.current_build_dir(self.data_dir, name):
             return self.get(name)
+        job = self.builds.job(path)
+        if job is not None and job.signature == signature and job.error:
+            raise (CorpusTooLarge if job.too_large else BadCorpus)(f"cannot index {raw}: {job.error}")
+        if not may_build:
+            raise Unauthorized(f"building a collection for a new or changed json_path needs the "
+                               f"{self.settings.path_build_auth} key (RAGMEM_PATH_BUILD_AUTH)",
+                               {"WWW-Authenticate": 'Bearer realm="ragmem"'})
+        job = self.builds.start(name, path, signature, self.paths.shown(path),
+                                admit=lambda: self._admit(name, signature))
+        self._wait(job, raw, self.settings.build_wait_seconds if wait_seconds is None else wait_seconds)
+        return self.get(name)
+
+    def _admit(self, name: str, signature: tuple[int, int]) -> None:
+        """Quota check for a build that would add a json_path collection (a rebuild adds none)."""
+        if publish.current_build_dir(self.data_dir, name) is not None:
+            return
+        building = [job.name for job in self.builds.in_flight()]
+        existing = [other for other in self.path_collections() if other not in building]
+        self.quota.admit(self.data_dir, existing, len(building), signature[1])
+
+    def path_collections(self) -> list[str]:
+        """Published collections that json_path requests created (named after their corpus path)."""
+        out = []
+        for name in self.names():
+            build_dir = publish.current_build_dir(self.data_dir, name)
+            corpus = publish.read_manifest(build_dir).get("corpus", {}).get("path") if build_dir else None
+            if corpus and self.paths.collection_name(Path(corpus)) == name:
+                out.append(name)
+        return out
+
+    def _wait(self, job: BuildJob, raw: str, wait: float) -> None:
         try:
             job.future.result(timeout=wait)
         except FutureTimeout:
             retry = max(1, int(round(min(30.0, 2.0 + (time.time() - job.started_at) / 2))))
             raise Building(f"collection for {raw} is being built ({job.stage}, {job.fraction:.0%}); "
-                           f"progress at GET /collections/{name}", {"Retry-After": str(retry)},
-                           {"collection": name, **job.describe()}) from None
-        except Exception:  # the error is recorded on the job by _build
-            pass
+                           f"progress at GET /collections/{job.name}", {"Retry-After": str(retry)},
+                           {"collection": job.name, **job.describe()}) from None
         if job.error:
-            raise BadCorpus(f"cannot index {raw}: {job.error}")
-        return self.get(name)
+            raise (CorpusTooLarge if job.too_large else BadCorpus)(f"cannot index {raw}: {job.error}")
 
-    def _build(self, job: BuildJob) -> None:
-        try:
-            build_collection(job.path, job.name, self.settings, show_progress=False, progress=job.update)
-            self._built[job.path] = job.signature
-            job.update("done", 1.0)
-        except (CorpusError, OSError, ValueError) as exc:
-            job.error = str(exc)
-            log.warning("build of %s failed: %s", job.path, exc)
-        except Exception as exc:  # keep the worker alive; report the failure on the job
-            job.error = f"{exc.__class__.__name__}: {exc}"
-            log.exception("build of %s crashed", job.path)
+    def cancel_build(self, name: str) -> bool:
+        return self.builds.cancel(name)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def _legacy_json_sibling(path: Path) -> Path | None:
-    """Agents pass ``x.json.chunks.db`` (their old cache); if it is absent, the JSON beside it is the corpus."""
-    if path.name.endswith(LEGACY_SUFFIX) and not path.exists():
-        return path.with_name(path.name[: -len(LEGACY_SUFFIX)])
-    return None
-
-
-def _signature(path: Path) -> tuple[int, int]:
-    if path.is_dir():
-        latest, total = 0, 0
-        for child in path.rglob("*"):
-            if child.is_file():
-                stat = child.stat()
-                latest, total = max(latest, stat.st_mtime_ns), total + stat.st_size
-        return latest, total
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size
+        self.builds.close()
