@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live clean
+.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack clean
 
 install: $(STAMP)
 
@@ -40,7 +40,7 @@ test: install
 eval: install
 	$(BIN)/ragmem eval $(if $(wildcard $(SHARED)/bench),$(SHARED)/bench/hotpotqa_100.json $(SHARED)/bench/musique_100.json $(SHARED)/bench/cmrc2018_trial.json,--sample) --data-dir "$(DATA_DIR)"
 
-bench: bench-index bench-query bench-graph bench-live
+bench: bench-index bench-query bench-graph bench-live bench-attack
 
 bench-index: install
 	$(BIN)/python -m eval.bench_index --shared "$(SHARED)" --out docs/BENCHMARKS.md
@@ -53,6 +53,9 @@ bench-graph: install
 
 bench-live: install
 	$(BIN)/python -m eval.bench_live --shared "$(SHARED)" --out docs/BENCHMARKS.md
+
+bench-attack: install
+	$(BIN)/python -m eval.bench_attack --out docs/BENCHMARKS.md
 
 clean:
 	rm -rf $(DATA_DIR) .pytest_cache

@@ -71,12 +71,12 @@ def synthetic_chunks(shared: Path, n_chunks: int, seed: int) -> tuple[list[Chunk
     if files:
         where = f"sentences of all {len(files)} `{POOL_GLOB}` corpora"
     else:
-        from tests.fixtures import make_documents
+        from eval.generated_corpus import make_documents
 
         docs = make_documents(n_docs=200, seed=seed, paragraphs=12)
         texts = [d["page_body"] for d in docs]
         titles = [d["title"] for d in docs]
-        where = f"a generated corpus (`tests.fixtures.make_documents`): `{shared}` was absent"
+        where = f"a generated corpus (`eval.generated_corpus.make_documents`): `{shared}` was absent"
     sentences = sorted({s.strip() for t in texts for s in _split_sentences(t) if len(s.strip()) >= 8})
     rng = random.Random(seed)
     chunks = []
@@ -126,7 +126,7 @@ def build_cost(shared: Path, data_dir: Path) -> dict:
 
     corpus = shared / BUILD_CORPUS
     if not corpus.exists():
-        from tests.fixtures import write_json_corpus
+        from eval.generated_corpus import write_json_corpus
 
         corpus = write_json_corpus(data_dir / "generated_corpus.json", n_docs=60, seed=3, paragraphs=12)
     settings = Settings(data_dir=data_dir, graph=True)
@@ -134,7 +134,7 @@ def build_cost(shared: Path, data_dir: Path) -> dict:
     summary = build_collection(corpus, "graph-build", settings, show_progress=False)
     wall = time.perf_counter() - started
     collection = open_collection(data_dir, "graph-build")
-    info = collection.manifest["graph"]
+    info = collection.manifest.graph
     return {"corpus": str(corpus.relative_to(shared)) if corpus.is_relative_to(shared) else "generated",
             "chunks": summary.chunks, "wall": wall, "stages": dict(summary.stage_seconds), "graph": info,
             "collection": collection}
@@ -226,7 +226,7 @@ def _brute_force_channel(memory: GraphMemory, query: str, qvec: np.ndarray, rows
 def real_collection_latency(collection, n: int) -> dict[str, np.ndarray]:
     """In-process search() p50 of hybrid vs hybrid+graph on the real corpus just built."""
     from eval.bench_query import PARAMS, make_queries, timed
-    from service.retrieval import SearchParams, search
+    from service.engine import SearchParams, search
 
     queries = make_queries(collection)
     out = {}

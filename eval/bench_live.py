@@ -152,8 +152,8 @@ def latency_at_scale(shared: Path, data_dir: Path, settings: Settings, n_chunks:
 
 def main(argv: list[str] | None = None) -> int:
     from eval.bench_query import fmt, machine
-    from tests.fixtures import write_json_corpus
-    from tests.server_process import running_server
+    from eval.generated_corpus import write_json_corpus
+    from eval.local_server import running_server
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shared", type=Path, default=Path("../shared"))

@@ -4,7 +4,7 @@ A real ``ragmem serve`` subprocess listens on 127.0.0.1; load comes from client 
 connections, one connection per concurrent client). Two collections are built into a throw-away data root:
 
 * ``miro-128k``: the real agent corpus ``corpora/miro/005/long_context_sampled_128k.json``, built by the
-  normal builder (a generated corpus from ``tests.fixtures`` when ../shared is absent).
+  normal builder (a generated corpus from ``eval.generated_corpus`` when ../shared is absent).
 * ``synthetic-200k``: 200,000 chunks written directly in the builder's on-disk format (embedding 200k
   chunks on a CPU takes hours). Chunk texts are sentences sampled from the real miro corpora, so BM25
   postings look like real (mostly Chinese) text; vectors are perturbed copies of real chunk embeddings.
@@ -26,13 +26,14 @@ import os
 import platform
 import random
 import re
-import shutil
 import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Iterator
 
 import httpx
 import numpy as np
@@ -40,18 +41,19 @@ from tqdm.auto import tqdm
 
 from eval.report_sections import emit_section
 from indexing import publish
-from indexing.analyzer import default_analyzer
-from indexing.builder import BM25_DIR, FAISS_FILE, REPORT_FILE, build_collection
+from indexing.analyzer import Analyzer, default_analyzer
+from indexing.build_format import CorpusInfo, read_manifest, utc_timestamp
+from indexing.build_writer import manifest_sections, write_build
+from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
 from indexing.documents import Document
 from indexing.embedder import configure_query_serving
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
-from indexing.store import STORE_FILE, ChunkRow, write_store
+from indexing.store import ChunkRow
 from indexing.vector_index import VectorIndex
-from service import fusion
-from service.retrieval import Ranked, SearchParams, _dense_top, search, select
+from service.engine import SearchParams, StageLog, search
 
 log = logging.getLogger("ragmem.bench.query")
 
@@ -79,7 +81,6 @@ ENGLISH_QUERIES = [
 _SENTENCE_END = re.compile(r"(?<=[。！？!?；;\n])|(?<=\. )")
 _ENDS = re.compile(r"[。！？!?；;\n]$|\. $")
 _WORDS = re.compile(r"\w")
-ROOT = Path(__file__).resolve().parents[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -92,11 +93,11 @@ def build_small(shared: Path, data_dir: Path, settings: Settings, scratch: Path)
     if corpus.exists():
         name, what = "miro-128k", f"`{SMALL_CORPUS}` (real agent corpus)"
     else:
-        from tests.fixtures import write_json_corpus
+        from eval.generated_corpus import write_json_corpus
 
         corpus = write_json_corpus(scratch / "generated_corpus.json", n_docs=120, seed=3, paragraphs=12)
         name = "generated-small"
-        what = (f"a generated corpus (`tests.fixtures.make_documents`, 120 docs): `{shared}` was absent, "
+        what = (f"a generated corpus (`eval.generated_corpus.make_documents`, 120 docs): `{shared}` was absent, "
                 "so the real miro corpus could not be used")
     started = time.perf_counter()
     summary = build_collection(corpus, name, settings, show_progress=False)
@@ -136,17 +137,35 @@ def sentence_pool(shared: Path, small: Collection) -> tuple[list[str], list[str]
     return list(seen), sorted(set(t for t in titles if t)) or ["untitled"], where
 
 
-def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: Settings, n_chunks: int,
-                    seed: int, sigma: float) -> dict:
-    """Write and publish a ``n_chunks`` collection in exactly the builder's on-disk format."""
-    name = f"synthetic-{n_chunks // 1000}k" if n_chunks % 1000 == 0 else f"synthetic-{n_chunks}"
-    stages: dict[str, float] = {}
-    rng = np.random.default_rng(seed)
-    pyrng = random.Random(seed)
+def synthetic_name(n_chunks: int) -> str:
+    return f"synthetic-{n_chunks // 1000}k" if n_chunks % 1000 == 0 else f"synthetic-{n_chunks}"
 
-    t0 = time.perf_counter()
+
+@contextmanager
+def _stage(stages: dict[str, float], name: str) -> Iterator[None]:
+    """Seconds of the block into ``stages[name]`` (what the build reports as its stages)."""
+    started = time.perf_counter()
+    yield
+    stages[name] = time.perf_counter() - started
+
+
+@dataclass
+class SentencePool:
+    """What synthetic chunks are drawn from: analysed sentences and titles, and the real chunk shapes."""
+
+    sentences: list[str]
+    sentence_terms: list[list[str]]
+    sentence_tokens: np.ndarray
+    titles: list[str]
+    title_terms: dict[str, list[str]]
+    real_lengths: np.ndarray
+    """Characters of every chunk of the real collection."""
+    chunks_per_doc: np.ndarray
+    where: str
+
+
+def analysed_pool(shared: Path, small: Collection, analyzer: Analyzer) -> SentencePool:
     sentences, titles, where = sentence_pool(shared, small)
-    analyzer = default_analyzer()
     embedder = small.embedder
     sentence_terms = [analyzer.tokenize(s) for s in tqdm(sentences, desc="synthetic: analyse sentences",
                                                           unit="sent", leave=False)]
@@ -154,34 +173,37 @@ def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: S
     title_terms = {t: analyzer.tokenize(t) for t in titles}
     real_lengths = np.array([len(t) for (t,) in small.store._conn().execute("SELECT text FROM chunks")])
     chunks_per_doc = np.array([d["n_chunks"] for d in small.store.documents() if d["n_chunks"] > 0])
-    stages["pool"] = time.perf_counter() - t0
-    log.info("synthetic: %d unique sentences and %d titles from %s", len(sentences), len(titles), where)
+    return SentencePool(sentences, sentence_terms, sentence_tokens, titles, title_terms, real_lengths,
+                        chunks_per_doc, where)
 
-    t0 = time.perf_counter()
+
+def synthetic_documents(pool: SentencePool, n_chunks: int, rng: np.random.Generator, pyrng: random.Random
+                        ) -> tuple[list[Document], list[int], list[ChunkRow], list[list[str]]]:
+    """(documents, chunks per document, chunk rows, BM25 terms per chunk) of random pool sentences."""
     documents: list[Document] = []
     counts: list[int] = []
     rows: list[ChunkRow] = []
     corpus_terms: list[list[str]] = []
-    n_sent = len(sentences)
+    n_sent = len(pool.sentences)
     with tqdm(total=n_chunks, desc="synthetic: chunks", unit="chunk", leave=False) as bar:
         while len(rows) < n_chunks:
             doc_row = len(documents)
-            title = pyrng.choice(titles)
-            want = int(min(rng.choice(chunks_per_doc), n_chunks - len(rows)))
+            title = pyrng.choice(pool.titles)
+            want = int(min(rng.choice(pool.chunks_per_doc), n_chunks - len(rows)))
             parts: list[str] = []
             offset = 0
             for chunk_index in range(want):
-                target = int(rng.choice(real_lengths))
+                target = int(rng.choice(pool.real_lengths))
                 text_parts: list[str] = []
-                terms = list(title_terms[title])  # the builder indexes title terms with every chunk
+                terms = list(pool.title_terms[title])  # the builder indexes title terms with every chunk
                 n_tokens = 0
                 length = 0
                 while length < target:
                     s = pyrng.randrange(n_sent)
-                    text_parts.append(sentences[s])
-                    terms.extend(sentence_terms[s])
-                    n_tokens += int(sentence_tokens[s])
-                    length += len(sentences[s])
+                    text_parts.append(pool.sentences[s])
+                    terms.extend(pool.sentence_terms[s])
+                    n_tokens += int(pool.sentence_tokens[s])
+                    length += len(pool.sentences[s])
                 text = "".join(text_parts)
                 rows.append(ChunkRow(len(rows), doc_row, chunk_index, offset, offset + len(text), n_tokens, text))
                 corpus_terms.append(terms)
@@ -191,15 +213,11 @@ def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: S
                                       url=f"https://synthetic.invalid/{doc_row}", source="synthetic"))
             counts.append(want)
             bar.update(want)
-    # The analyzer never lets a term span sentence-final punctuation: verify on a sample.
-    sample = pyrng.sample(range(len(rows)), min(200, len(rows)))
-    exact = sum(sorted(title_terms[documents[rows[i].doc_row].title] + analyzer.tokenize(rows[i].text))
-                == sorted(corpus_terms[i]) for i in sample)
-    log.info("synthetic: %d documents, %d chunks; per-sentence terms exact on %d/%d sampled chunks",
-             len(documents), len(rows), exact, len(sample))
-    stages["chunks"] = time.perf_counter() - t0
+    return documents, counts, rows, corpus_terms
 
-    t0 = time.perf_counter()
+
+def synthetic_vectors(small: Collection, n_chunks: int, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Real chunk embeddings of ``small`` plus N(0, sigma²) noise, renormalised."""
     base = small.dense.reconstruct(np.arange(small.dense.size))
     vectors = np.empty((n_chunks, base.shape[1]), dtype=np.float32)
     block = 20_000
@@ -208,73 +226,77 @@ def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: S
         v = base[rng.integers(0, base.shape[0], stop - start)] + rng.normal(
             0.0, sigma, (stop - start, base.shape[1])).astype(np.float32)
         vectors[start:stop] = v / np.linalg.norm(v, axis=1, keepdims=True)
-    stages["vectors"] = time.perf_counter() - t0
+    return vectors
 
+
+def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: Settings, n_chunks: int,
+                    seed: int, sigma: float) -> dict:
+    """Write and publish a ``n_chunks`` collection in exactly the builder's on-disk format, through the
+    builder's own writer (:func:`indexing.build_writer.write_build`)."""
+    name = synthetic_name(n_chunks)
+    stages: dict[str, float] = {}
+    rng = np.random.default_rng(seed)
+    pyrng = random.Random(seed)
+    with _stage(stages, "pool"):
+        analyzer = default_analyzer()
+        pool = analysed_pool(shared, small, analyzer)
+    log.info("synthetic: %d unique sentences and %d titles from %s", len(pool.sentences), len(pool.titles),
+             pool.where)
+    with _stage(stages, "chunks"):
+        documents, counts, rows, corpus_terms = synthetic_documents(pool, n_chunks, rng, pyrng)
+        # The analyzer never lets a term span sentence-final punctuation: verify on a sample.
+        sample = pyrng.sample(range(len(rows)), min(200, len(rows)))
+        exact = sum(sorted(pool.title_terms[documents[rows[i].doc_row].title] + analyzer.tokenize(rows[i].text))
+                    == sorted(corpus_terms[i]) for i in sample)
+        log.info("synthetic: %d documents, %d chunks; per-sentence terms exact on %d/%d sampled chunks",
+                 len(documents), len(rows), exact, len(sample))
+    with _stage(stages, "vectors"):
+        vectors = synthetic_vectors(small, n_chunks, sigma, rng)
+
+    synthetic = {"chunks": n_chunks, "seed": seed, "noise_sigma": sigma, "sentences_from": pool.where,
+                 "vectors_from": f"{small.name} chunk embeddings + gaussian noise, renormalised"}
     root = publish.collection_root(data_dir, name)
-    with publish.build_lock(root):
-        build_id = publish.new_build_id()
-        staging = publish.staging_dir(root, build_id)
-        try:
-            with tqdm(total=4, desc="synthetic: write build", leave=False) as bar:
-                t0 = time.perf_counter()
-                lexical = LexicalIndex.build(corpus_terms, settings.bm25_k1, settings.bm25_b, settings.bm25_method)
-                lexical.save(staging / BM25_DIR)
-                del corpus_terms
-                stages["bm25"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                dense = VectorIndex.build(vectors, settings.hnsw_threshold, settings.hnsw_m,
-                                          settings.hnsw_ef_construction, settings.hnsw_ef_search)
-                dense.save(staging / FAISS_FILE)
-                stages["faiss"] = time.perf_counter() - t0
-                bar.update()
-                t0 = time.perf_counter()
-                write_store(staging / STORE_FILE, documents, counts, rows, [])
-                stages["store"] = time.perf_counter() - t0
-                bar.update()
-                synthetic = {"chunks": n_chunks, "seed": seed, "noise_sigma": sigma, "sentences_from": where,
-                             "vectors_from": f"{small.name} chunk embeddings + gaussian noise, renormalised"}
-                (staging / REPORT_FILE).write_text(json.dumps(
-                    {"files": [], "documents": len(documents), "skipped": [], "synthetic": synthetic}, indent=1))
-                manifest = json.loads(json.dumps(small.manifest))  # same keys as the builder writes
-                manifest.update({
-                    "collection": name,
-                    "build_id": build_id,
-                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "corpus": {"path": f"synthetic:{name}",
-                               "fingerprint": hashlib.sha256(json.dumps(synthetic, sort_keys=True).encode()).hexdigest(),
-                               "files": 0, "synthetic": synthetic},
-                    "analyzer": analyzer.describe(),
-                    "bm25": lexical.describe(),
-                    "faiss": dense.info,
-                    "counts": {"documents": len(documents), "chunks": len(rows), "skipped": 0, "embedded": 0,
-                               "tokens": int(sum(r.n_tokens for r in rows))},
-                    "stage_seconds": {k: round(v, 4) for k, v in stages.items()},
-                })
-                (staging / publish.MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-                final = publish.publish(root, staging, build_id, settings.keep_builds)
-                bar.update()
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+    with publish.build_lock(root), write_build(root) as build, \
+            tqdm(total=4, desc="synthetic: write build", leave=False) as bar:
+        with _stage(stages, "bm25"):
+            lexical = LexicalIndex.build(corpus_terms, settings.bm25_k1, settings.bm25_b, settings.bm25_method)
+            build.lexical(lexical)
+            del corpus_terms
+        bar.update()
+        with _stage(stages, "faiss"):
+            dense = VectorIndex.build(vectors, settings.hnsw_threshold, settings.hnsw_m,
+                                      settings.hnsw_ef_construction, settings.hnsw_ef_search)
+            build.dense(dense)
+        bar.update()
+        with _stage(stages, "store"):
+            build.store(documents, counts, rows, [])
+        bar.update()
+        build.report({"files": [], "documents": len(documents), "skipped": [], "synthetic": synthetic})
+        final = build.publish(replace(
+            small.manifest, collection=name, build_id=build.build_id, created_at=utc_timestamp(),
+            corpus=CorpusInfo(path=f"synthetic:{name}", files=0, extra={"synthetic": synthetic},
+                              fingerprint=hashlib.sha256(json.dumps(synthetic, sort_keys=True).encode()).hexdigest()),
+            **manifest_sections(analyzer, lexical, dense, documents, rows, skipped=0, embedded=0),
+            stage_seconds={k: round(v, 4) for k, v in stages.items()}), settings.keep_builds)
+        bar.update()
     log.info("synthetic: published %s (%s) in %.1fs: %s", name, dense.info.get("type"), sum(stages.values()),
              "  ".join(f"{k}={v:.1f}s" for k, v in stages.items()))
-    return {"name": name, "build_dir": final, "stages": stages, "documents": len(documents), "where": where,
+    return {"name": name, "build_dir": final, "stages": stages, "documents": len(documents), "where": pool.where,
             "synthetic": synthetic, "bytes": publish.directory_bytes(final)}
 
 
 def existing_synthetic(data_dir: Path, n_chunks: int, seed: int, sigma: float) -> dict | None:
     """A synthetic build left in a reused --data-dir by an earlier run with the same parameters."""
-    name = f"synthetic-{n_chunks // 1000}k" if n_chunks % 1000 == 0 else f"synthetic-{n_chunks}"
+    name = synthetic_name(n_chunks)
     build_dir = publish.current_build_dir(data_dir, name)
     if build_dir is None:
         return None
-    manifest = publish.read_manifest(build_dir)
-    synthetic = manifest.get("corpus", {}).get("synthetic", {})
+    manifest = read_manifest(build_dir)
+    synthetic = manifest.corpus.extra.get("synthetic", {})
     if (synthetic.get("chunks"), synthetic.get("seed"), synthetic.get("noise_sigma")) != (n_chunks, seed, sigma):
         return None
-    return {"name": name, "build_dir": build_dir, "stages": manifest["stage_seconds"],
-            "documents": manifest["counts"]["documents"], "where": synthetic.get("sentences_from", "?"),
+    return {"name": name, "build_dir": build_dir, "stages": manifest.stage_seconds,
+            "documents": manifest.counts.documents, "where": synthetic.get("sentences_from", "?"),
             "synthetic": synthetic, "bytes": publish.directory_bytes(build_dir)}
 
 
@@ -402,41 +424,28 @@ def in_process(collection: Collection, queries: list[str], n: int) -> dict:
     return out
 
 
+STAGE_ROWS = {
+    "encode": "query embedding",
+    "analyze": "analyzer (BM25 terms)",
+    "dense": "FAISS search",
+    "lexical": "BM25 exact top-pool + dense candidates' BM25",
+    "rescore": "reconstruct candidates + cosine",
+    "fuse": "fusion",
+    "select": "diversity select (incl. reconstruct)",
+    "fetch": "SQLite fetch of hits",
+}
+"""The engine's stages of a hybrid query (``service.engine.stages``) and their rows in the report.
+Its ``filter`` stage (no filters here: a no-op) is not a row; hybrid runs no ``graph`` stage."""
+
+
 def stage_profile(collection: Collection, queries: list[str], n: int) -> dict[str, float]:
-    """Median ms of each step of a hybrid query, timed in-process (mirrors service.retrieval)."""
+    """Median ms of each stage of a hybrid query, timed in-process by ``search``'s own stage hook
+    (so the profile is of the code that answers requests, not of a copy of it)."""
     params = SearchParams(mode="hybrid", **PARAMS)
-    pool = max(100, TOP_K * 10)
-    stages: dict[str, list[float]] = {}
-    multilingual = bool(collection.manifest.get("embedder", {}).get("multilingual", False))
-
-    def tick(name: str, started: float) -> float:
-        now = time.perf_counter()
-        stages.setdefault(name, []).append((now - started) * 1000)
-        return now
-
+    times = StageLog()
     for i in range(n):
-        query = queries[i % len(queries)]
-        t = time.perf_counter()
-        qvec = collection.embedder.encode_query(query)
-        t = tick("query embedding", t)
-        terms = collection.analyzer.tokenize(query)
-        t = tick("analyzer (BM25 terms)", t)
-        dense_rows, _ = _dense_top(collection, qvec, pool, None)
-        t = tick("FAISS search", t)
-        lexical = collection.lexical.search(terms, pool, None, extra_rows=dense_rows)
-        t = tick("BM25 exact top-pool + dense candidates' BM25", t)
-        rows, first = np.unique(np.concatenate([lexical.rows, dense_rows]), return_index=True)
-        bm25 = np.concatenate([lexical.scores, lexical.extra_scores])[first]
-        dense = collection.dense.reconstruct(rows) @ qvec[0]
-        t = tick("reconstruct candidates + cosine", t)
-        legs = fusion.LegScores(rows=rows, bm25=bm25.astype(np.float32), dense=dense.astype(np.float32))
-        fused = fusion.zscore(legs, fusion.adaptive_bm25_weight(query, multilingual))
-        t = tick("fusion", t)
-        positions = select(collection, Ranked(fused.rows, fused.score), params)
-        t = tick("diversity select (incl. reconstruct)", t)
-        collection.store.chunks([int(fused.rows[p]) for p in positions])
-        tick("SQLite fetch of hits", t)
-    return {name: float(np.median(values)) for name, values in stages.items()}
+        search(collection, queries[i % len(queries)], params, timer=times)
+    return {row: float(np.median(times.ms[stage])) for stage, row in STAGE_ROWS.items() if stage in times.ms}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -513,9 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="keep builds here and reuse them on the next run (default: a temp dir)")
     args = parser.parse_args(argv)
-    if str(ROOT) not in sys.path:  # tests/ is not installed; it is importable from the repository root
-        sys.path.insert(0, str(ROOT))
-    from tests.server_process import running_server
+    from eval.local_server import running_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
@@ -557,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                      np.median(inproc[collection.name]["hybrid"]))
         other_inproc = watch.other_share()
         chunks = {c.name: c.store.n_chunks for c in collections}
-        faiss_type = {c.name: c.manifest["faiss"]["type"] for c in collections}
+        faiss_type = {c.name: c.manifest.faiss["type"] for c in collections}
         del small, big, collections  # the server holds its own copies
 
         results: dict[tuple[str, str, int], Load] = {}

@@ -22,7 +22,7 @@ from indexing.collection import Collection, open_collection
 from indexing.embedding_cache import embedding_cache_dir
 from indexing.embedder import configure_query_serving
 from indexing.settings import Settings
-from service.retrieval import MODES, SearchParams, search
+from service.engine import LIMITS, MODES, SearchParams, search
 
 log = logging.getLogger("ragmem.eval.runner")
 
@@ -68,7 +68,7 @@ def _ranked_local(collection: Collection, query: str, mode: str, depth: int) -> 
 def _ranked_remote(client: httpx.Client, collection: str, query: str, mode: str, depth: int,
                    key_of: dict[str, str]) -> list[tuple[str, str]]:
     response = client.post("/rag_search", json={"query": query, "collection": collection, "mode": mode,
-                                                "top_k": min(depth, 100), "diverse": False})
+                                                "top_k": min(depth, LIMITS.top_k.high), "diverse": False})
     response.raise_for_status()
     return [(key_of.get(r["doc_id"], r["doc_id"]), r["content"] or "") for r in response.json()["results"]]
 
@@ -90,8 +90,8 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
         log.warning("%s: skipping %d question(s) with empty text: %s", dataset.name, len(blank), blank[:10])
     out: dict = {"layout": dataset.layout, "passages": len(dataset.passages), "queries": len(queries),
                  "skipped_queries": blank, "chunks": collection.store.n_chunks, "modes": {}, "per_question": {},
-                 "build": {"build_id": collection.build_id, "stage_seconds": collection.manifest["stage_seconds"],
-                           "graph": collection.manifest.get("graph")}}
+                 "build": {"build_id": collection.build_id, "stage_seconds": collection.manifest.stage_seconds,
+                           "graph": collection.manifest.graph}}
     baseline = None
     client = httpx.Client(base_url=config.url, timeout=120) if config.url else None
     key_of = _doc_keys(collection) if client is not None else {}

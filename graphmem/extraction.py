@@ -29,7 +29,7 @@ import logging
 import re
 import threading
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from collections.abc import Iterable
 from functools import lru_cache
 
@@ -460,104 +460,167 @@ def _is_cap(tok: str) -> bool:
     return tok[0].islower() and any(c.isupper() for c in head[1:])
 
 
-def _english_cands(text: str, blocked: bytearray) -> list[_Cand]:
-    """Capitalised-word sequences, with connectors (of, de, van, &) and initials inside."""
-    toks = [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
-    if not toks:
-        return []
-    lower_vocab = {w.casefold() for w in _LOWER_WORD_RE.findall(text)}
+_Word = tuple[int, int, str]
+"""A Latin word of the chunk: (start, end, text)."""
 
-    def free(k: int) -> bool:
-        s, e, _ = toks[k]
-        return blocked.find(1, s, e) == -1
 
-    def possessive(k: int) -> bool:
-        return toks[k][2][-2:] in ("'s", "’s")
+@dataclass
+class _NameSeq:
+    """A capitalised-word sequence being grown, with what its connectors said about it."""
 
-    out: list[_Cand] = []
-    n = len(toks)
-    i = 0
-    while i < n:
-        if not _is_cap(toks[i][2]) or not free(i):
-            i += 1
-            continue
-        seq = [i]  # token indexes of the name (connectors included)
-        has_of = False
-        and_at: list[int] = []  # positions in seq of joining "and"s
-        split_at: int | None = None  # "University of Oxford and Bank of America": two names
-        j = i
-        while len(seq) < _MAX_NAME_TOKENS and j + 1 < n and not possessive(j):
-            a_end, a_word = toks[j][1], toks[j][2]
-            k = j + 1
-            gap = text[a_end : toks[k][0]]
-            nxt: list[int] | None = None
-            if _is_cap(toks[k][2]) and free(k):
-                b_word = toks[k][2]
-                if a_word.endswith(".") and (len(b_word) == 1 or b_word.casefold() in _FUNCTION_WORDS):
-                    pass  # "the U.S. J. K. Rowling", "U.S. The ...": a dotted acronym ends here
-                elif (
-                    _WS_GAP_RE.fullmatch(gap)
-                    or _AMP_GAP_RE.fullmatch(gap)
-                    or (
-                        _INITIAL_GAP_RE.fullmatch(gap)
-                        and (
-                            (len(a_word) == 1 and a_word.isupper())
-                            or a_word.casefold() in _HONORIFICS
-                            or a_word.casefold() in _NAME_ABBREVIATIONS
-                        )
-                    )
-                ):
-                    nxt = [k]
-            elif _WS_GAP_RE.fullmatch(gap):
-                conns: list[int] = []
-                while (
-                    k < n
-                    and len(conns) < 2
-                    and toks[k][2] in _CONNECTORS
-                    and _WS_GAP_RE.fullmatch(text[toks[k - 1][1] : toks[k][0]])
-                ):
-                    conns.append(k)
-                    k += 1
-                if (
-                    conns
-                    and k < n
-                    and _is_cap(toks[k][2])
-                    and free(k)
-                    and _WS_GAP_RE.fullmatch(text[toks[k - 1][1] : toks[k][0]])
-                ):
-                    words = {toks[c][2] for c in conns}
-                    ok = True
-                    # "and"/"for" only inside organisation-like names, so that
-                    # "Obama and Biden" stays two entities.
-                    if "and" in words and not has_of:
-                        ok = False
-                    if "for" in words and a_word.casefold() not in _ORG_WORDS:
-                        ok = False
-                    if ok:
-                        if "and" in words:
-                            and_pos = next(x for x, c in enumerate(conns) if toks[c][2] == "and")
-                            and_at.append(len(seq) + and_pos)
-                        elif "of" in words and and_at:
-                            split_at = split_at if split_at is not None else and_at[-1]
-                        has_of = has_of or "of" in words
-                        nxt = conns + [k]
+    tokens: list[int]
+    """Word indexes of the name, connectors included."""
+    has_of: bool = False
+    and_at: list[int] = field(default_factory=list)
+    """Positions in ``tokens`` of joining "and"s."""
+    split_at: int | None = None
+    """Position of the "and" that separates two names ("University of Oxford and Bank of America")."""
+
+    def note_connectors(self, words: list[str]) -> None:
+        """Remember where "and"/"of" joined: an "of" name after an "and" means the "and" joined two names."""
+        if "and" in words:
+            self.and_at.append(len(self.tokens) + words.index("and"))
+        elif "of" in words and self.and_at:
+            self.split_at = self.split_at if self.split_at is not None else self.and_at[-1]
+        self.has_of = self.has_of or "of" in words
+
+    def parts(self) -> list[list[int]]:
+        """The one name, or the two names either side of the separating "and"."""
+        if self.split_at is None:
+            return [self.tokens]
+        return [self.tokens[: self.split_at], self.tokens[self.split_at + 1 :]]
+
+
+class _CapitalRuns:
+    """Grows capitalised-word sequences over a chunk's Latin words.
+
+    Words inside ``blocked`` spans (dates, numbers, titles) never join a name, so that
+    "March 2019" or a 《title》 cuts a sequence rather than being swallowed by it.
+    """
+
+    def __init__(self, text: str, blocked: bytearray) -> None:
+        self.text = text
+        self.blocked = blocked
+        self.toks: list[_Word] = [(m.start(), m.end(), m.group()) for m in _WORD_RE.finditer(text)]
+        self.n = len(self.toks)
+
+    def can_start(self, k: int) -> bool:
+        """Is word ``k`` a free capitalised word, i.e. one that may begin or continue a name?"""
+        s, e, word = self.toks[k]
+        return _is_cap(word) and self.blocked.find(1, s, e) == -1
+
+    def _gap_before(self, k: int) -> str:
+        return self.text[self.toks[k - 1][1] : self.toks[k][0]]
+
+    def _spaced(self, k: int) -> bool:
+        return _WS_GAP_RE.fullmatch(self._gap_before(k)) is not None
+
+    def grow(self, i: int) -> _NameSeq:
+        """The longest name-like sequence starting at word ``i``; a possessive ends it."""
+        seq = _NameSeq([i])
+        while len(seq.tokens) < _MAX_NAME_TOKENS and seq.tokens[-1] + 1 < self.n:
+            j = seq.tokens[-1]
+            if self.toks[j][2][-2:] in ("'s", "’s"):
+                break
+            nxt = self._capital_after(j) if self.can_start(j + 1) else self._bridge_after(j, seq)
             if nxt is None:
                 break
-            seq.extend(nxt)
-            j = seq[-1]
-        i = j + 1
-        parts = [seq] if split_at is None else [seq[:split_at], seq[split_at + 1 :]]
-        for part in parts:
-            cand = _english_name(text, toks, part, lower_vocab) if part else None
+            seq.tokens.extend(nxt)
+        return seq
+
+    def _capital_after(self, j: int) -> list[int] | None:
+        """Word ``j + 1``, a capitalised word, when the gap lets it continue the name."""
+        a_word, b_word = self.toks[j][2], self.toks[j + 1][2]
+        if a_word.endswith(".") and (len(b_word) == 1 or b_word.casefold() in _FUNCTION_WORDS):
+            return None  # "the U.S. J. K. Rowling", "U.S. The ...": a dotted acronym ends here
+        gap = self._gap_before(j + 1)
+        if (
+            _WS_GAP_RE.fullmatch(gap)
+            or _AMP_GAP_RE.fullmatch(gap)
+            or (_INITIAL_GAP_RE.fullmatch(gap) and _dotted_in_names(a_word))
+        ):
+            return [j + 1]
+        return None
+
+    def _bridge_after(self, j: int, seq: _NameSeq) -> list[int] | None:
+        """One or two connectors (of, de, van, and, ...) and the capitalised word after them."""
+        if not self._spaced(j + 1):
+            return None
+        conns: list[int] = []
+        k = j + 1
+        while k < self.n and len(conns) < 2 and self.toks[k][2] in _CONNECTORS and self._spaced(k):
+            conns.append(k)
+            k += 1
+        if not (conns and k < self.n and self.can_start(k) and self._spaced(k)):
+            return None
+        words = [self.toks[c][2] for c in conns]
+        if not _connectors_allowed(set(words), seq.has_of, self.toks[j][2]):
+            return None
+        seq.note_connectors(words)
+        return conns + [k]
+
+
+def _dotted_in_names(word: str) -> bool:
+    """May a '.' after this word stay inside a name? (initials, honorifics, St./Mt./Ft.)"""
+    return (
+        (len(word) == 1 and word.isupper())
+        or word.casefold() in _HONORIFICS
+        or word.casefold() in _NAME_ABBREVIATIONS
+    )
+
+
+def _connectors_allowed(words: set[str], has_of: bool, before: str) -> bool:
+    """"and"/"for" join only organisation-like names, so "Obama and Biden" stays two entities."""
+    if "and" in words and not has_of:
+        return False
+    if "for" in words and before.casefold() not in _ORG_WORDS:
+        return False
+    return True
+
+
+def _english_cands(text: str, blocked: bytearray) -> list[_Cand]:
+    """Capitalised-word sequences, with connectors (of, de, van, &) and initials inside."""
+    runs = _CapitalRuns(text, blocked)
+    if not runs.toks:
+        return []
+    lower_vocab = {w.casefold() for w in _LOWER_WORD_RE.findall(text)}
+    out: list[_Cand] = []
+    i = 0
+    while i < runs.n:
+        if not runs.can_start(i):
+            i += 1
+            continue
+        seq = runs.grow(i)
+        i = seq.tokens[-1] + 1
+        for part in seq.parts():
+            cand = _english_name(text, runs.toks, part, lower_vocab) if part else None
             if cand is not None:
                 out.append(cand)
     return out
 
 
-def _english_name(
-    text: str, toks: list[tuple[int, int, str]], seq: list[int], lower_vocab: set[str]
-) -> _Cand | None:
+def _english_name(text: str, toks: list[_Word], seq: list[int], lower_vocab: set[str]) -> _Cand | None:
     """Trim a capitalised sequence to a name and guess its kind."""
+    seq, person, initial = _trim_name_start(text, toks, seq, lower_vocab)
+    words = [toks[k][2] for k in seq]
+    if len(words) == 1 and _lone_word_is_noise(words[0], initial, lower_vocab):
+        return None
+    start = toks[seq[0]][0]
+    end = toks[seq[-1]][1]
+    if words[-1][-2:] in ("'s", "’s"):
+        end -= 2
+    kind = "person" if person else _english_kind(text, start, end, words)
+    return _Cand(start, end, kind, 2)
+
+
+def _trim_name_start(
+    text: str, toks: list[_Word], seq: list[int], lower_vocab: set[str]
+) -> tuple[list[int], bool, bool]:
+    """Drop leading words that are capitalised only by position, and honorifics.
+
+    Returns the trimmed sequence, whether an honorific was dropped (the name is then a
+    person's) and whether its first word still starts a sentence.
+    """
     person = False
     initial = _sentence_initial(text, toks[seq[0]][0])
     while len(seq) > 1:
@@ -568,13 +631,7 @@ def _english_name(
         if not word[1:].islower():
             break  # only Title-case words are sentence-initial noise; "AT" in AT&T is not
         if first in _HONORIFICS:
-            rest = {toks[k][2].casefold() for k in seq[1:]}
-            if (
-                len(seq) > 4
-                or toks[seq[1]][2] in _CONNECTORS
-                or rest & _ORG_WORDS
-                or rest & _PLACE_WORDS
-            ):
+            if _honorific_in_name(toks, seq):
                 break  # "Queen Mary University", "Lord of the Rings": part of the name
             person = True
         elif not (initial and (first in _FUNCTION_WORDS or first in lower_vocab)):
@@ -584,40 +641,50 @@ def _english_name(
         # never start a name with a connector
         while len(seq) > 1 and toks[seq[0]][2] in _CONNECTORS:
             seq = seq[1:]
-    words = [toks[k][2] for k in seq]
-    if len(words) == 1:
-        w = words[0].casefold()
-        bare = w[:-2] if w[-2:] in ("'s", "’s") else w
-        if words[0].replace(".", "") in _ACRONYM_ALIASES:
-            pass  # "US" is the country, not the pronoun
-        elif (
-            bare in _FUNCTION_WORDS
-            or bare in _MONTHS
-            or bare in _WEEKDAYS
-            or bare.rstrip(".") in _HONORIFICS
-            or len(bare) == 1
-            or (initial and bare in lower_vocab)
-        ):
-            return None
-    start = toks[seq[0]][0]
-    end = toks[seq[-1]][1]
-    if words[-1][-2:] in ("'s", "’s"):
-        end -= 2
+    return seq, person, initial
+
+
+def _honorific_in_name(toks: list[_Word], seq: list[int]) -> bool:
+    """Does the honorific leading ``seq`` belong to a longer, organisation- or place-like name?"""
+    rest = {toks[k][2].casefold() for k in seq[1:]}
+    return bool(
+        len(seq) > 4
+        or toks[seq[1]][2] in _CONNECTORS
+        or rest & _ORG_WORDS
+        or rest & _PLACE_WORDS
+    )
+
+
+def _lone_word_is_noise(word: str, initial: bool, lower_vocab: set[str]) -> bool:
+    """A one-word "name" that is a function word, month, weekday, honorific or a letter, or
+    one capitalised only because it starts a sentence while the chunk also uses it in lower case."""
+    w = word.casefold()
+    bare = w[:-2] if w[-2:] in ("'s", "’s") else w
+    if word.replace(".", "") in _ACRONYM_ALIASES:
+        return False  # "US" is the country, not the pronoun
+    return (
+        bare in _FUNCTION_WORDS
+        or bare in _MONTHS
+        or bare in _WEEKDAYS
+        or bare.rstrip(".") in _HONORIFICS
+        or len(bare) == 1
+        or (initial and bare in lower_vocab)
+    )
+
+
+def _english_kind(text: str, start: int, end: int, words: list[str]) -> str:
+    """Organisation, place or plain proper name, from the name's words and the word before it."""
     folded = {w.casefold() for w in words}
-    if person:
-        kind = "person"
-    elif folded & _ORG_WORDS or "&" in text[start:end]:
-        kind = "org"
-    elif folded & _PLACE_WORDS or _ACRONYM_ALIASES.get(words[0].replace(".", "")) in (
+    if folded & _ORG_WORDS or "&" in text[start:end]:
+        return "org"
+    if folded & _PLACE_WORDS or _ACRONYM_ALIASES.get(words[0].replace(".", "")) in (
         "united states",
         "united kingdom",
         "china",
     ):
-        kind = "place"
-    else:
-        prev = _PREV_WORD_RE.search(text, max(0, start - 16), start)
-        kind = "place" if prev and prev.group(1) in _PLACE_PREPS and len(words) <= 3 else "proper"
-    return _Cand(start, end, kind, 2)
+        return "place"
+    prev = _PREV_WORD_RE.search(text, max(0, start - 16), start)
+    return "place" if prev and prev.group(1) in _PLACE_PREPS and len(words) <= 3 else "proper"
 
 
 # --------------------------------------------------------------------------- Chinese tokens

@@ -25,7 +25,8 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -35,7 +36,7 @@ import numpy as np
 import scipy.sparse as sp
 from tqdm.auto import tqdm
 
-from graphmem.extraction import ExtractionLimits, extract, normalise_entity
+from graphmem.extraction import ExtractionLimits, Triple, extract, normalise_entity
 from graphmem.ppr import Walk, row_normalise
 
 __all__ = [
@@ -314,28 +315,117 @@ class GraphMemory:
 # ---------------------------------------------------------------------- building
 
 
-class _EntityStats:
-    """Accumulates one entity's surfaces, kinds and chunk rows while extracting."""
+class _ChunkRows:
+    """The chunk rows an entity or triple was seen in.
 
-    __slots__ = ("surfaces", "kinds", "rows", "fallback_name")
+    A chunk adds the same row many times in a row (one per mention or triple), so only a
+    repeat of the last row is dropped here; :func:`np.unique` sorts and dedupes the rest.
+    """
+
+    __slots__ = ("rows",)
 
     def __init__(self) -> None:
-        self.surfaces: Counter[str] = Counter()
-        self.kinds: Counter[str] = Counter()
         self.rows: list[int] = []
-        self.fallback_name = ""
 
     def add_row(self, row: int) -> None:
         if not self.rows or self.rows[-1] != row:
             self.rows.append(row)
 
 
-class _TripleStats:
-    __slots__ = ("rows", "spans")
+class _EntityStats(_ChunkRows):
+    """Accumulates one entity's surfaces, kinds and chunk rows while extracting."""
+
+    __slots__ = ("surfaces", "kinds", "fallback_name")
 
     def __init__(self) -> None:
-        self.rows: list[int] = []
+        super().__init__()
+        self.surfaces: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
+        self.fallback_name = ""
+
+
+class _TripleStats(_ChunkRows):
+    __slots__ = ("spans",)
+
+    def __init__(self) -> None:
+        super().__init__()
         self.spans: list[tuple[int, int, int]] = []
+
+
+class _Merged:
+    """Entities and triples of the chunks extracted so far, merged on their keys.
+
+    Ids are handed out in first-seen order, which fixes the order of every array built.
+    """
+
+    def __init__(self, limits: ExtractionLimits) -> None:
+        self.limits = limits
+        self.entity_ids: dict[str, int] = {}
+        self.entities: list[_EntityStats] = []
+        self.triple_ids: dict[tuple[int, str, int], int] = {}
+        self.triples: list[_TripleStats] = []
+        self.n_chunks = 0
+
+    def entity(self, key: str) -> tuple[int, _EntityStats]:
+        eid = self.entity_ids.get(key)
+        if eid is None:
+            eid = self.entity_ids[key] = len(self.entities)
+            self.entities.append(_EntityStats())
+        return eid, self.entities[eid]
+
+    def triple(self, ident: tuple[int, str, int]) -> _TripleStats:
+        tid = self.triple_ids.get(ident)
+        if tid is None:
+            tid = self.triple_ids[ident] = len(self.triples)
+            self.triples.append(_TripleStats())
+        return self.triples[tid]
+
+    def add_chunk(self, chunk: ChunkText) -> None:
+        row = int(chunk.row)
+        if row < 0:
+            raise ValueError(f"chunk row must be non-negative, got {row}")
+        self.n_chunks = max(self.n_chunks, row + 1)
+        found = extract(chunk.text or "", chunk.title or None, self.limits)
+        for m in found.mentions:
+            _, stats = self.entity(m.key)
+            stats.surfaces[m.surface] += 1
+            stats.kinds[m.kind] += 1
+            stats.add_row(row)
+        self._add_title(chunk.title, row)
+        for t in found.triples:
+            self._add_triple(t, row)
+
+    def _add_title(self, title: str, row: int) -> None:
+        """Title-keyed corpora: the chunk is about its document's subject even when the
+        title is not repeated in it, and title-headed triples point at that node."""
+        title_key = normalise_entity(title) if title else ""
+        if title_key:
+            _, stats = self.entity(title_key)
+            if not stats.fallback_name:
+                stats.fallback_name = title.strip()
+            stats.add_row(row)
+
+    def _add_triple(self, t: Triple, row: int) -> None:
+        head, head_stats = self.entity(t.head)
+        tail, tail_stats = self.entity(t.tail)
+        for key, stats in ((t.head, head_stats), (t.tail, tail_stats)):
+            if not stats.surfaces and not stats.fallback_name:  # defensive: unseen key
+                stats.fallback_name = key
+            stats.add_row(row)
+        tstats = self.triple((head, t.relation, tail))
+        tstats.add_row(row)
+        tstats.spans.append((row, int(t.start), int(t.end)))
+
+
+@dataclass
+class _TripleColumns:
+    """The kept triples as the aligned arrays/lists a :class:`GraphMemory` stores."""
+
+    head: np.ndarray
+    tail: np.ndarray
+    relation: list[str]
+    chunks: list[np.ndarray]
+    spans: list[list[tuple[int, int, int]]]
 
 
 def build_graph(
@@ -355,129 +445,34 @@ def build_graph(
     """
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
-    extraction_limits = ExtractionLimits(
-        max_triples=limits.max_triples_per_chunk, max_mentions=limits.max_mentions_per_chunk
-    )
-
-    # ---- 1. extract per chunk, merging entities and triples as we go
-    started = time.perf_counter()
-    entity_ids: dict[str, int] = {}
-    entities: list[_EntityStats] = []
-    triple_ids: dict[tuple[int, str, int], int] = {}
-    triples: list[_TripleStats] = []
-    n_chunks = 0
-
-    def entity(key: str) -> tuple[int, _EntityStats]:
-        eid = entity_ids.get(key)
-        if eid is None:
-            eid = entity_ids[key] = len(entities)
-            entities.append(_EntityStats())
-        return eid, entities[eid]
-
-    total = len(chunks)
-    step = max(1, int(total * _PROGRESS_EVERY))
-    for done, chunk in enumerate(
-        tqdm(chunks, desc="graph: extract", unit="chunk", disable=not show_progress), start=1
-    ):
-        row = int(chunk.row)
-        if row < 0:
-            raise ValueError(f"chunk row must be non-negative, got {row}")
-        n_chunks = max(n_chunks, row + 1)
-        found = extract(chunk.text or "", chunk.title or None, extraction_limits)
-        for m in found.mentions:
-            _, stats = entity(m.key)
-            stats.surfaces[m.surface] += 1
-            stats.kinds[m.kind] += 1
-            stats.add_row(row)
-        # Title-keyed corpora: the chunk is about its document's subject even when the
-        # title is not repeated in it, and title-headed triples point at that node.
-        title_key = normalise_entity(chunk.title) if chunk.title else ""
-        if title_key:
-            _, stats = entity(title_key)
-            if not stats.fallback_name:
-                stats.fallback_name = chunk.title.strip()
-            stats.add_row(row)
-        for t in found.triples:
-            head, head_stats = entity(t.head)
-            tail, tail_stats = entity(t.tail)
-            for key, stats in ((t.head, head_stats), (t.tail, tail_stats)):
-                if not stats.surfaces and not stats.fallback_name:  # defensive: unseen key
-                    stats.fallback_name = key
-                stats.add_row(row)
-            ident = (head, t.relation, tail)
-            tid = triple_ids.get(ident)
-            if tid is None:
-                tid = triple_ids[ident] = len(triples)
-                triples.append(_TripleStats())
-            tstats = triples[tid]
-            if not tstats.rows or tstats.rows[-1] != row:
-                tstats.rows.append(row)
-            tstats.spans.append((row, int(t.start), int(t.end)))
-        if done % step == 0:
-            report("extract", done / total)
-    seconds["extract"] = time.perf_counter() - started
+    with _timed(seconds, "extract"):
+        merged = _extract_all(chunks, limits, report, show_progress)
     report("extract", 1.0)
-
-    # ---- 2. entity attributes, triple merge and global cap
-    started = time.perf_counter()
-    entity_keys = list(entity_ids)
-    entity_names = [
-        s.surfaces.most_common(1)[0][0] if s.surfaces else (s.fallback_name or k)
-        for k, s in zip(entity_keys, entities)
-    ]
-    entity_kinds = [s.kinds.most_common(1)[0][0] if s.kinds else "title" for s in entities]
-    entity_chunks = [np.unique(np.asarray(s.rows, dtype=np.int32)) for s in entities]
-    del entities
-
-    idents = list(triple_ids)
-    triple_rows = [np.unique(np.asarray(t.rows, dtype=np.int32)) for t in triples]
-    order = list(range(len(idents)))
-    cap = max(0, int(limits.max_triples))
-    if len(order) > cap:
-        # Most-supported first; Python's sort is stable, so ties keep first-seen order.
-        kept = sorted(order, key=lambda i: -len(triple_rows[i]))[:cap]
-        order = sorted(kept)
-        log.info("graph memory: kept %d of %d triples (max_triples)", cap, len(idents))
-    triple_head = np.asarray([idents[i][0] for i in order], dtype=np.int32)
-    triple_tail = np.asarray([idents[i][2] for i in order], dtype=np.int32)
-    triple_relation = [idents[i][1] for i in order]
-    triple_chunks = [triple_rows[i] for i in order]
-    triple_spans = [triples[i].spans for i in order]
-    del triples, triple_ids, triple_rows
-    seconds["graph"] = time.perf_counter() - started
+    with _timed(seconds, "graph"):
+        entity_keys, entity_names, entity_kinds, entity_chunks = _entity_columns(merged)
+        triples = _triple_columns(merged, limits.max_triples)
+        n_chunks = merged.n_chunks
+        del merged
     report("graph", 1.0)
-
-    # ---- 3. embeddings of entity names and triple texts
-    started = time.perf_counter()
-    triple_texts = [
-        f"{entity_names[h]} {r} {entity_names[t]}" for h, r, t in zip(triple_head, triple_relation, triple_tail)
-    ]
-    vectors = _encode_all(encode, [entity_names, triple_texts], report, show_progress)
-    entity_vectors, triple_vectors = vectors
-    seconds["embed"] = time.perf_counter() - started
+    with _timed(seconds, "embed"):
+        texts = [entity_names, _triple_texts(entity_names, triples)]
+        entity_vectors, triple_vectors = _encode_all(encode, texts, report, show_progress)
     report("embed", 1.0)
-
-    # ---- 4. synonym edges between entities whose names embed close together
-    started = time.perf_counter()
-    synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_threshold)
-    seconds["synonyms"] = time.perf_counter() - started
+    with _timed(seconds, "synonyms"):
+        synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_threshold)
     report("synonyms", 1.0)
-
-    started = time.perf_counter()
-    triple_index = _triple_hnsw(triple_vectors)
-    if triple_index is not None:
-        seconds["triple_index"] = time.perf_counter() - started
+    triple_index = _timed_triple_index(triple_vectors, seconds)
 
     memory = GraphMemory(
         entity_keys=entity_keys,
         entity_names=entity_names,
         entity_kinds=entity_kinds,
         entity_chunks=entity_chunks,
-        triple_head=triple_head,
-        triple_tail=triple_tail,
-        triple_relation=triple_relation,
-        triple_chunks=triple_chunks,
-        triple_spans=triple_spans,
+        triple_head=triples.head,
+        triple_tail=triples.tail,
+        triple_relation=triples.relation,
+        triple_chunks=triples.chunks,
+        triple_spans=triples.spans,
         entity_vectors=entity_vectors,
         triple_vectors=triple_vectors,
         synonyms=synonyms,
@@ -491,6 +486,96 @@ def build_graph(
         n_chunks, memory.n_entities, memory.n_triples, len(synonyms), sum(seconds.values()),
     )
     return memory
+
+
+@contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    """Record the wall time of a build stage, for ingest reports (``stage_seconds``)."""
+    started = time.perf_counter()
+    yield
+    seconds[stage] = time.perf_counter() - started
+
+
+def _extract_all(
+    chunks: Sequence[ChunkText],
+    limits: GraphLimits,
+    report: Callable[[str, float], None],
+    show_progress: bool,
+) -> _Merged:
+    """Extract every chunk into one merged set, reporting progress every ~1% of the chunks."""
+    merged = _Merged(
+        ExtractionLimits(max_triples=limits.max_triples_per_chunk, max_mentions=limits.max_mentions_per_chunk)
+    )
+    total = len(chunks)
+    step = max(1, int(total * _PROGRESS_EVERY))
+    for done, chunk in enumerate(
+        tqdm(chunks, desc="graph: extract", unit="chunk", disable=not show_progress), start=1
+    ):
+        merged.add_chunk(chunk)
+        if done % step == 0:
+            report("extract", done / total)
+    return merged
+
+
+def _entity_columns(merged: _Merged) -> tuple[list[str], list[str], list[str], list[np.ndarray]]:
+    """Keys, display names, kinds and sorted chunk rows of the entities, in id order.
+
+    An entity is named and typed by its most frequent surface and kind; one only ever seen
+    as a document title falls back to the title as written.
+    """
+    entity_keys = list(merged.entity_ids)
+    entity_names = [
+        s.surfaces.most_common(1)[0][0] if s.surfaces else (s.fallback_name or k)
+        for k, s in zip(entity_keys, merged.entities)
+    ]
+    entity_kinds = [s.kinds.most_common(1)[0][0] if s.kinds else "title" for s in merged.entities]
+    entity_chunks = [np.unique(np.asarray(s.rows, dtype=np.int32)) for s in merged.entities]
+    return entity_keys, entity_names, entity_kinds, entity_chunks
+
+
+def _triple_columns(merged: _Merged, max_triples: int) -> _TripleColumns:
+    """The triples within the global cap, in first-seen order."""
+    idents = list(merged.triple_ids)
+    triple_rows = [np.unique(np.asarray(t.rows, dtype=np.int32)) for t in merged.triples]
+    order = _capped_order(triple_rows, max_triples)
+    return _TripleColumns(
+        head=np.asarray([idents[i][0] for i in order], dtype=np.int32),
+        tail=np.asarray([idents[i][2] for i in order], dtype=np.int32),
+        relation=[idents[i][1] for i in order],
+        chunks=[triple_rows[i] for i in order],
+        spans=[merged.triples[i].spans for i in order],
+    )
+
+
+def _capped_order(triple_rows: list[np.ndarray], max_triples: int) -> list[int]:
+    """Ids of the triples kept under ``max_triples``, ascending.
+
+    The most-supported triples are kept: they are the edges many chunks agree on. Python's
+    sort is stable, so ties keep first-seen order.
+    """
+    order = list(range(len(triple_rows)))
+    cap = max(0, int(max_triples))
+    if len(order) > cap:
+        kept = sorted(order, key=lambda i: -len(triple_rows[i]))[:cap]
+        order = sorted(kept)
+        log.info("graph memory: kept %d of %d triples (max_triples)", cap, len(triple_rows))
+    return order
+
+
+def _triple_texts(entity_names: list[str], triples: _TripleColumns) -> list[str]:
+    """"head relation tail" with display names: what a triple is embedded as (see ``triple_text``)."""
+    return [
+        f"{entity_names[h]} {r} {entity_names[t]}" for h, r, t in zip(triples.head, triples.relation, triples.tail)
+    ]
+
+
+def _timed_triple_index(vectors: np.ndarray, seconds: dict[str, float]) -> faiss.Index | None:
+    """The HNSW triple index of a large graph; its build time is recorded only when one is built."""
+    started = time.perf_counter()
+    triple_index = _triple_hnsw(vectors)
+    if triple_index is not None:
+        seconds["triple_index"] = time.perf_counter() - started
+    return triple_index
 
 
 def _triple_hnsw(vectors: np.ndarray) -> faiss.Index | None:

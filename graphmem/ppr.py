@@ -106,6 +106,17 @@ def personalized_pagerank(
     if not 0.0 <= damping < 1.0:
         raise ValueError(f"damping must be in [0, 1), got {damping}")
     walk = transition if isinstance(transition, Walk) else Walk(transition)
+    s = _restart_distribution(walk, seeds)
+    if walk.n == 0:
+        return s
+    if fixed_steps and wanted_from > 0:
+        return _walk_to_tail(walk, s, damping, fixed_steps, wanted_from)
+    return _power_iteration(walk, s, damping, tol, max_iter, fixed_steps)
+
+
+def _restart_distribution(walk: Walk, seeds: np.ndarray) -> np.ndarray:
+    """``seeds`` checked and normalised to sum 1, in the walk's precision; all zeros mean
+    uniform (plain PageRank). An empty walk gets an empty float64 array: nothing to walk."""
     n = walk.n
     s = np.asarray(seeds, dtype=np.float64).ravel()
     if s.shape[0] != n:
@@ -116,24 +127,45 @@ def personalized_pagerank(
         raise ValueError("seeds must be finite and non-negative")
     total = s.sum()
     s = s / total if total > 0 else np.full(n, 1.0 / n)
+    return s.astype(walk.dtype)
 
-    s = s.astype(walk.dtype)
 
-    def restart_mass(q: np.ndarray) -> float:
-        """Mass returning to the seeds: the restart share plus what dead ends would have kept."""
-        return (1.0 - damping) + damping * q[walk.dangling].sum()
+def _restart_mass(walk: Walk, q: np.ndarray, damping: float) -> float:
+    """Mass returning to the seeds: the restart share plus what dead ends would have kept."""
+    return (1.0 - damping) + damping * q[walk.dangling].sum()
 
+
+def _step(walk: Walk, p: np.ndarray, s: np.ndarray, damping: float, step: int) -> np.ndarray:
+    """One walk step from ``p``; the first two read only the rows the walk has reached."""
+    return damping * walk.spread(p, local=step < 2) + _restart_mass(walk, p, damping) * s
+
+
+def _walk_to_tail(walk: Walk, s: np.ndarray, damping: float, fixed_steps: int, wanted_from: int) -> np.ndarray:
+    """``fixed_steps`` steps whose last one computes only nodes ``wanted_from..n``.
+
+    Skipping the entity rows of the last step saves most of its cost on a large graph; mass
+    conserves, so the result needs no renormalising.
+    """
     p = s
-    if fixed_steps and wanted_from > 0:
-        for step in range(fixed_steps - 1):
-            p = damping * walk.spread(p, local=step < 2) + restart_mass(p) * s
-        out = np.zeros(n, dtype=np.float64)
-        out[wanted_from:] = damping * (walk.backward_from(wanted_from) @ p) + restart_mass(p) * s[wanted_from:]
-        return out
+    for step in range(fixed_steps - 1):
+        p = _step(walk, p, s, damping, step)
+    out = np.zeros(walk.n, dtype=np.float64)
+    out[wanted_from:] = (
+        damping * (walk.backward_from(wanted_from) @ p) + _restart_mass(walk, p, damping) * s[wanted_from:]
+    )
+    return out
+
+
+def _power_iteration(
+    walk: Walk, s: np.ndarray, damping: float, tol: float, max_iter: int, fixed_steps: int | None
+) -> np.ndarray:
+    """Steps from ``s`` until the L1 change is below ``n·tol`` (networkx's test), or for
+    ``fixed_steps`` steps; normalised to sum 1."""
+    p = s
     for step in range(fixed_steps or max_iter):
         previous = p
-        p = damping * walk.spread(previous, local=step < 2) + restart_mass(previous) * s
-        if np.abs(p - previous).sum() < n * tol:
+        p = _step(walk, previous, s, damping, step)
+        if np.abs(p - previous).sum() < walk.n * tol:
             break
     else:
         if fixed_steps:

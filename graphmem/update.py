@@ -13,12 +13,64 @@ the memory from scratch and drops the dead entries for good.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from graphmem.memory import ChunkText, GraphMemory, build_graph
 
 __all__ = ["update_graph"]
+
+
+@dataclass
+class _Merging:
+    """The merged memory's entity and triple lists while one write is applied to them.
+
+    Base ids keep their positions (the base's FAISS triple index refers to them); new entities
+    and triples are appended, their vectors kept apart until the end.
+    """
+
+    entity_keys: list[str]
+    entity_names: list[str]
+    entity_kinds: list[str]
+    entity_chunks: list[np.ndarray]
+    triple_head: list[int]
+    triple_tail: list[int]
+    triple_relation: list[str]
+    triple_chunks: list[np.ndarray]
+    triple_spans: list[list[tuple[int, int, int]]]
+    triple_alive: np.ndarray
+    """Covers the base's triples only; appended triples are alive (see :meth:`all_alive`)."""
+    new_entity_vectors: list[np.ndarray] = field(default_factory=list)
+    new_triple_vectors: list[np.ndarray] = field(default_factory=list)
+
+    def append_entity(self, delta: GraphMemory, j: int) -> int:
+        i = len(self.entity_keys)
+        self.entity_keys.append(delta.entity_keys[j])
+        self.entity_names.append(delta.entity_names[j])
+        self.entity_kinds.append(delta.entity_kinds[j])
+        self.entity_chunks.append(delta.entity_chunks[j])
+        self.new_entity_vectors.append(delta.entity_vectors[j])
+        return i
+
+    def append_triple(self, head: int, relation: str, tail: int, delta: GraphMemory, j: int) -> None:
+        self.triple_head.append(head)
+        self.triple_tail.append(tail)
+        self.triple_relation.append(relation)
+        self.triple_chunks.append(delta.triple_chunks[j])
+        self.triple_spans.append(list(delta.triple_spans[j]))
+        self.new_triple_vectors.append(delta.triple_vectors[j])
+
+    def support_triple(self, i: int, delta: GraphMemory, j: int) -> None:
+        """Base triple ``i`` (perhaps dead) is supported by the new chunks of delta triple ``j``."""
+        self.triple_chunks[i] = np.union1d(self.triple_chunks[i], delta.triple_chunks[j]).astype(np.int32)
+        self.triple_spans[i] = self.triple_spans[i] + list(delta.triple_spans[j])
+        self.triple_alive[i] = True
+
+    def all_alive(self) -> np.ndarray:
+        return np.concatenate(
+            [self.triple_alive, np.ones(len(self.triple_relation) - self.triple_alive.size, dtype=bool)]
+        )
 
 
 def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.ndarray,
@@ -29,89 +81,125 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
     is the collection's embedder (through its embedding cache).
     """
     alive_rows = np.asarray(alive_rows, dtype=bool)
+    merging = _live_base(base, alive_rows)
+    delta_synonyms: list[tuple[int, int, float]] = []
+    delta = build_graph(list(added), encode, base.limits) if added else None
+    if delta is not None:
+        entity_map = _merge_entities(merging, base, delta)
+        _merge_triples(merging, base, delta, entity_map)
+        delta_synonyms = _mapped_synonyms(delta, entity_map)
+    entity_vectors, extra_triple_vectors = _merged_vectors(base, merging)
+    synonyms = _merged_synonyms(base, merging.entity_chunks, entity_vectors, delta_synonyms)
+    return GraphMemory(
+        entity_keys=merging.entity_keys,
+        entity_names=merging.entity_names,
+        entity_kinds=merging.entity_kinds,
+        entity_chunks=merging.entity_chunks,
+        triple_head=np.asarray(merging.triple_head, dtype=np.int32),
+        triple_tail=np.asarray(merging.triple_tail, dtype=np.int32),
+        triple_relation=merging.triple_relation,
+        triple_chunks=merging.triple_chunks,
+        triple_spans=merging.triple_spans,
+        entity_vectors=entity_vectors,
+        triple_vectors=base.triple_vectors,
+        extra_triple_vectors=extra_triple_vectors,
+        synonyms=synonyms,
+        n_chunks=int(alive_rows.shape[0]),
+        stage_seconds=dict(base.stage_seconds),
+        limits=base.limits,
+        triple_index=base.triple_index,
+        triple_alive=merging.all_alive(),
+    )
 
-    entity_keys, entity_names, entity_kinds = list(base.entity_keys), list(base.entity_names), list(base.entity_kinds)
+
+def _live_base(base: GraphMemory, alive_rows: np.ndarray) -> _Merging:
+    """Copies of the base's lists with deleted chunk rows gone from every provenance; triples
+    left without a chunk are marked dead (entities without one are dead by having none)."""
     entity_chunks, _ = _without_dead(base.entity_chunks, alive_rows)
-    triple_head, triple_tail = base.triple_head.tolist(), base.triple_tail.tolist()
-    triple_relation = list(base.triple_relation)
     triple_chunks, touched = _without_dead(base.triple_chunks, alive_rows)
     triple_spans = list(base.triple_spans)
     for t in touched:
         triple_spans[t] = [span for span in triple_spans[t] if alive_rows[span[0]]]
     triple_alive = np.ones(base.n_triples, dtype=bool) if base.triple_alive is None else base.triple_alive.copy()
     triple_alive[touched] = [len(triple_chunks[t]) > 0 for t in touched]
-    new_entity_vectors: list[np.ndarray] = []
-    new_triple_vectors: list[np.ndarray] = []
-    delta_synonyms: list[tuple[int, int, float]] = []
+    return _Merging(
+        entity_keys=list(base.entity_keys),
+        entity_names=list(base.entity_names),
+        entity_kinds=list(base.entity_kinds),
+        entity_chunks=entity_chunks,
+        triple_head=base.triple_head.tolist(),
+        triple_tail=base.triple_tail.tolist(),
+        triple_relation=list(base.triple_relation),
+        triple_chunks=triple_chunks,
+        triple_spans=triple_spans,
+        triple_alive=triple_alive,
+    )
+
+
+def _merge_entities(merging: _Merging, base: GraphMemory, delta: GraphMemory) -> np.ndarray:
+    """Merge the delta's entities by key; returns the merged id of each delta entity."""
+    entity_map = np.empty(delta.n_entities, dtype=np.int64)
+    for j, key in enumerate(delta.entity_keys):
+        i = base.entity_id(key)
+        if i is None:
+            i = merging.append_entity(delta, j)
+        else:
+            merging.entity_chunks[i] = np.union1d(merging.entity_chunks[i], delta.entity_chunks[j]).astype(np.int32)
+        entity_map[j] = i
+    return entity_map
+
+
+def _merge_triples(merging: _Merging, base: GraphMemory, delta: GraphMemory, entity_map: np.ndarray) -> None:
+    """Merge the delta's triples into the base's or append them.
+
+    The delta's triples are distinct and ``entity_map`` is one-to-one, so each one either is a
+    base triple (both ends already known) or is new.
+    """
     first_new_entity = base.n_entities
+    for j in range(delta.n_triples):
+        head, relation, tail = int(entity_map[delta.triple_head[j]]), delta.triple_relation[j], int(
+            entity_map[delta.triple_tail[j]])
+        i = base.triple_id(head, relation, tail) if head < first_new_entity and tail < first_new_entity else None
+        if i is None:
+            merging.append_triple(head, relation, tail, delta, j)
+        else:
+            merging.support_triple(i, delta, j)
 
-    delta = build_graph(list(added), encode, base.limits) if added else None
-    if delta is not None:
-        entity_map = np.empty(delta.n_entities, dtype=np.int64)
-        for j, key in enumerate(delta.entity_keys):
-            i = base.entity_id(key)
-            if i is None:
-                i = len(entity_keys)
-                entity_keys.append(key)
-                entity_names.append(delta.entity_names[j])
-                entity_kinds.append(delta.entity_kinds[j])
-                entity_chunks.append(delta.entity_chunks[j])
-                new_entity_vectors.append(delta.entity_vectors[j])
-            else:
-                entity_chunks[i] = np.union1d(entity_chunks[i], delta.entity_chunks[j]).astype(np.int32)
-            entity_map[j] = i
-        # The delta's triples are distinct and entity_map is one-to-one, so each one either is a
-        # base triple (both ends already known) or is new.
-        for j in range(delta.n_triples):
-            head, relation, tail = int(entity_map[delta.triple_head[j]]), delta.triple_relation[j], int(
-                entity_map[delta.triple_tail[j]])
-            i = base.triple_id(head, relation, tail) if head < first_new_entity and tail < first_new_entity else None
-            if i is None:
-                triple_head.append(head)
-                triple_tail.append(tail)
-                triple_relation.append(relation)
-                triple_chunks.append(delta.triple_chunks[j])
-                triple_spans.append(list(delta.triple_spans[j]))
-                new_triple_vectors.append(delta.triple_vectors[j])
-            else:
-                triple_chunks[i] = np.union1d(triple_chunks[i], delta.triple_chunks[j]).astype(np.int32)
-                triple_spans[i] = triple_spans[i] + list(delta.triple_spans[j])
-                triple_alive[i] = True  # a base triple (perhaps dead) supported by the new chunks
-        delta_synonyms = [(int(min(entity_map[a], entity_map[b])), int(max(entity_map[a], entity_map[b])), c)
-                          for a, b, c in delta.synonyms]
 
-    triple_alive = np.concatenate([triple_alive, np.ones(len(triple_relation) - triple_alive.size, dtype=bool)])
+def _mapped_synonyms(delta: GraphMemory, entity_map: np.ndarray) -> list[tuple[int, int, float]]:
+    """The delta's synonym edges in merged ids, still ordered (low id, high id)."""
+    return [(int(min(entity_map[a], entity_map[b])), int(max(entity_map[a], entity_map[b])), c)
+            for a, b, c in delta.synonyms]
+
+
+def _merged_vectors(base: GraphMemory, merging: _Merging) -> tuple[np.ndarray, np.ndarray | None]:
+    """Entity vectors with the new entities' rows appended, and the live-update triple vectors.
+
+    New triple vectors go to ``extra_triple_vectors`` so that the base's (large) triple matrix is
+    never copied on a write.
+    """
     dim = base.entity_vectors.shape[1] if base.entity_vectors.ndim == 2 else 0
-    entity_vectors = _stack(base.entity_vectors, new_entity_vectors, dim)
+    entity_vectors = _stack(base.entity_vectors, merging.new_entity_vectors, dim)
     extra_triple_vectors = base.extra_triple_vectors
-    if new_triple_vectors:
+    if merging.new_triple_vectors:
         extra_triple_vectors = _stack(np.zeros((0, dim), np.float32) if extra_triple_vectors is None
-                                      else extra_triple_vectors, new_triple_vectors, dim)
+                                      else extra_triple_vectors, merging.new_triple_vectors, dim)
+    return entity_vectors, extra_triple_vectors
+
+
+def _merged_synonyms(base: GraphMemory, entity_chunks: list[np.ndarray], entity_vectors: np.ndarray,
+                     delta_synonyms: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """The base's synonym edges between live entities, plus the delta's and the new entities' own.
+
+    A pair found more than once keeps its highest cosine.
+    """
+    first_new_entity = base.n_entities
     entity_alive = np.fromiter((len(c) > 0 for c in entity_chunks), dtype=bool, count=len(entity_chunks))
     synonyms = {(i, j): c for i, j, c in base.synonyms if entity_alive[i] and entity_alive[j]}
     for i, j, c in delta_synonyms + _new_entity_synonyms(entity_vectors, first_new_entity, entity_alive, base):
         if i != j:
             synonyms[(i, j)] = max(c, synonyms.get((i, j), 0.0))
-    return GraphMemory(
-        entity_keys=entity_keys,
-        entity_names=entity_names,
-        entity_kinds=entity_kinds,
-        entity_chunks=entity_chunks,
-        triple_head=np.asarray(triple_head, dtype=np.int32),
-        triple_tail=np.asarray(triple_tail, dtype=np.int32),
-        triple_relation=triple_relation,
-        triple_chunks=triple_chunks,
-        triple_spans=triple_spans,
-        entity_vectors=entity_vectors,
-        triple_vectors=base.triple_vectors,
-        extra_triple_vectors=extra_triple_vectors,
-        synonyms=sorted((i, j, c) for (i, j), c in synonyms.items()),
-        n_chunks=int(alive_rows.shape[0]),
-        stage_seconds=dict(base.stage_seconds),
-        limits=base.limits,
-        triple_index=base.triple_index,
-        triple_alive=triple_alive,
-    )
+    return sorted((i, j, c) for (i, j), c in synonyms.items())
 
 
 def _without_dead(parts: list[np.ndarray], alive_rows: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:

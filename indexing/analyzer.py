@@ -18,12 +18,15 @@ import re
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Mapping
 
 import jieba
 import Stemmer
 from bm25s.stopwords import STOPWORDS_EN
 
 ANALYZER_NAME = "multilingual-v1"
+_STEMMER = "snowball-english"
+_STOPWORDS = "bm25s-en"
 
 _CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
 _CJK_CHAR = re.compile(f"[{_CJK_CLASS}]")
@@ -62,9 +65,25 @@ class Analyzer:
             "cjk_bigrams": self.cjk_bigrams,
             "cjk_unigrams": self.cjk_unigrams,
             "jieba_min_len": self.jieba_min_len,
-            "stem": "snowball-english" if self.stem else None,
-            "stopwords": "bm25s-en" if self.stopwords else None,
+            "stem": _STEMMER if self.stem else None,
+            "stopwords": _STOPWORDS if self.stopwords else None,
         }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Analyzer":
+        """The analyzer :meth:`describe` described, so a build's queries are analysed like its chunks.
+
+        Absent keys (older builds) take the defaults; a name or stemmer/stopword set this code does
+        not have is an error rather than a silently different analysis.
+        """
+        name = config.get("name", ANALYZER_NAME)
+        stem = config.get("stem", _STEMMER)
+        stopwords = config.get("stopwords", _STOPWORDS)
+        if name != ANALYZER_NAME or stem not in (_STEMMER, None) or stopwords not in (_STOPWORDS, None):
+            raise ValueError(f"unsupported analyzer config {dict(config)!r}")
+        options = {key: config[key] for key in ("cjk_bigrams", "cjk_unigrams", "jieba_min_len") if key in config}
+        return cls(**options, stem=stem is not None,
+                   stopwords=frozenset(STOPWORDS_EN) if stopwords is not None else frozenset())
 
     def tokenize(self, text: str) -> list[str]:
         terms: list[str] = []

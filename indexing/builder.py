@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import shutil
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
@@ -24,8 +23,10 @@ from tqdm.auto import tqdm
 
 from graphmem.memory import TRIPLE_HNSW_THRESHOLD, ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
-from indexing.analyzer import default_analyzer
-from indexing.change_log import journal_path
+from indexing.analyzer import Analyzer, default_analyzer
+from indexing.build_format import (REPORT_FILE, SCHEMA_VERSION, ChunkingParams, CorpusInfo, EmbedderInfo, Manifest,
+                                   journal_path, read_manifest, utc_timestamp)
+from indexing.build_writer import BuildWriter, manifest_sections, write_build
 from indexing.chunking import chunk_text
 from indexing.documents import CorpusError, Document, LoadedCorpus, SkippedDocument
 from indexing.embedder import Embedder, load_embedder
@@ -34,16 +35,11 @@ from indexing.embedding_cache import EmbeddingCache, embed_texts, open_embedding
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
-from indexing.store import STORE_FILE, ChunkRow, write_store
+from indexing.store import ChunkRow
 from indexing.vector_index import VectorIndex
 
 log = logging.getLogger("ragmem.indexing.builder")
 
-SCHEMA_VERSION = 1
-BM25_DIR = "bm25"
-FAISS_FILE = "dense.faiss"
-REPORT_FILE = "ingest_report.json"
-GRAPH_DIR = "graph"
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
 PROGRESS_EVERY_DOCUMENTS = 500
 """Chunking reports progress this often, which is also how often a cancelled build notices."""
@@ -93,14 +89,14 @@ class _Stages:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
-def chunking_params(settings: Settings, embedder: Embedder) -> dict:
+def chunking_params(settings: Settings, embedder: Embedder) -> ChunkingParams:
     chunk_tokens = settings.chunk_tokens or embedder.max_seq_length
     overlap = settings.chunk_overlap if settings.chunk_overlap is not None else round(chunk_tokens * 0.15)
     if chunk_tokens > embedder.max_seq_length:
         log.warning("chunk budget %d exceeds the model's max_seq_length %d: the model will truncate chunks",
                     chunk_tokens, embedder.max_seq_length)
-    return {"chunk_tokens": chunk_tokens, "overlap_tokens": overlap, "title_tokens": settings.title_tokens,
-            "tokenizer": embedder.name, "splitters": ["paragraph", "line", "sentence", "token"]}
+    return ChunkingParams(chunk_tokens=chunk_tokens, overlap_tokens=overlap, title_tokens=settings.title_tokens,
+                          tokenizer=embedder.name, splitters=["paragraph", "line", "sentence", "token"])
 
 
 def corpus_fingerprint(corpus: LoadedCorpus, config: dict) -> str:
@@ -125,7 +121,7 @@ def _title_prefix(embedder: Embedder, title: str, max_tokens: int) -> str:
     return title[: spans[max_tokens - 1][1]]
 
 
-def chunk_documents(documents: list[Document], embedder: Embedder, params: dict, show_progress: bool,
+def chunk_documents(documents: list[Document], embedder: Embedder, params: ChunkingParams, show_progress: bool,
                     on_progress: Callable[[float], None] | None = None) -> tuple[list[ChunkRow], list[str], list[int]]:
     """Chunk every document; returns chunk rows, the embedder input of each, and chunks per document."""
     rows: list[ChunkRow] = []
@@ -135,10 +131,10 @@ def chunk_documents(documents: list[Document], embedder: Embedder, params: dict,
                                        leave=False)):
         if on_progress is not None and doc_row % PROGRESS_EVERY_DOCUMENTS == 0:
             on_progress(doc_row / len(documents))
-        prefix = _title_prefix(embedder, doc.title, params["title_tokens"]) if doc.title else ""
+        prefix = _title_prefix(embedder, doc.title, params.title_tokens) if doc.title else ""
         reserved = SPECIAL_TOKENS + (embedder.count_tokens(prefix) + 1 if prefix else 0)
-        budget = max(16, params["chunk_tokens"] - reserved)
-        spans = chunk_text(doc.text, embedder.token_spans, budget, params["overlap_tokens"])
+        budget = max(16, params.chunk_tokens - reserved)
+        spans = chunk_text(doc.text, embedder.token_spans, budget, params.overlap_tokens)
         for chunk_index, span in enumerate(spans):
             text = doc.text[span.start : span.end]
             rows.append(ChunkRow(len(rows), doc_row, chunk_index, span.start, span.end, span.n_tokens, text))
@@ -195,7 +191,7 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
         embedder = load_embedder(settings.embed_model, settings.device)
     params = chunking_params(settings, embedder)
     analyzer = default_analyzer()
-    config = {"schema": SCHEMA_VERSION, "embedder": settings.embed_model, "chunking": params,
+    config = {"schema": SCHEMA_VERSION, "embedder": settings.embed_model, "chunking": params.to_dict(),
               "analyzer": analyzer.describe(),
               "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
               "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m},
@@ -206,29 +202,21 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
     with (nullcontext() if locked else publish.build_lock(root)):
         current = publish.current_build_dir(settings.data_dir, name)
         if current is not None and not force:
-            manifest = publish.read_manifest(current)
-            if manifest.get("corpus", {}).get("fingerprint") == fingerprint:
-                return BuildSummary(name, current, True, manifest["counts"]["documents"],
-                                    manifest["counts"]["chunks"], corpus.skipped, stages.seconds,
-                                    publish.directory_bytes(current))
+            manifest = read_manifest(current)
+            if manifest.corpus.fingerprint == fingerprint:
+                return BuildSummary(name, current, True, manifest.counts.documents, manifest.counts.chunks,
+                                    corpus.skipped, stages.seconds, publish.directory_bytes(current))
         if current is not None and not locked and journal_path(root, current.name).exists():
             log.warning("collection %s has live changes (add/delete) on build %s; this rebuild from %s replaces "
                         "them (the journal stays at %s)", name, current.name, corpus_path,
                         journal_path(root, current.name))
-        build_id = publish.new_build_id()
-        staging = publish.staging_dir(root, build_id)
-        try:
-            summary = _build_into(staging, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
-                                  settings, stages, show_progress)
+        with write_build(root) as build:
+            manifest = _build_into(build, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
+                                   settings, stages, show_progress)
             with stages.stage("publish"):
-                final = publish.publish(root, staging, build_id, settings.keep_builds)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            if current is None:
-                publish.discard_unpublished(root)
-            raise
-    summary.build_dir = final
-    summary.bytes_on_disk = publish.directory_bytes(final)
+                final = build.publish(manifest, settings.keep_builds)
+    summary = BuildSummary(name, final, False, manifest.counts.documents, manifest.counts.chunks, corpus.skipped,
+                           stages.seconds, publish.directory_bytes(final), manifest.counts.embedded)
     log.info("published %s (%d documents, %d chunks) in %.1fs", name, summary.documents, summary.chunks,
              sum(stages.seconds.values()))
     return summary
@@ -248,7 +236,7 @@ def graph_limits(settings: Settings) -> GraphLimits:
                        max_triples=settings.graph_max_triples, synonym_threshold=settings.graph_synonym_threshold)
 
 
-def _build_graph_memory(staging: Path, documents: list[Document], rows: list[ChunkRow], embedder: Embedder,
+def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: list[ChunkRow], embedder: Embedder,
                         cache: EmbeddingCache, settings: Settings, stages: "_Stages", show_progress: bool) -> dict:
     """Knowledge-graph memory of the chunks, embedded through the same cache as the chunks."""
 
@@ -258,13 +246,14 @@ def _build_graph_memory(staging: Path, documents: list[Document], rows: list[Chu
 
     memory = build_graph([ChunkText(row=i, text=r.text, title=documents[r.doc_row].title) for i, r in enumerate(rows)],
                          encode, graph_limits(settings), progress=stages.progress, show_progress=show_progress)
-    save_graph(memory, staging / GRAPH_DIR)
+    build.graph(lambda directory: save_graph(memory, directory))
     return memory.describe()
 
 
-def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
-                embedder: Embedder, analyzer, params: dict, settings: Settings, stages: _Stages,
-                show_progress: bool) -> BuildSummary:
+def _build_into(build: BuildWriter, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
+                embedder: Embedder, analyzer: Analyzer, params: ChunkingParams, settings: Settings, stages: _Stages,
+                show_progress: bool) -> Manifest:
+    """Write every part of the build into ``build``; returns its manifest (the caller publishes)."""
     documents = corpus.documents
     with stages.stage("chunk"):
         rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress,
@@ -273,7 +262,7 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         title_terms = [analyzer.tokenize(doc.title) for doc in documents]
         lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
                                      settings.bm25_k1, settings.bm25_b, settings.bm25_method)
-        lexical.save(staging / BM25_DIR)
+        build.lexical(lexical)  # on disk before embedding starts (the SIGKILL test waits for it)
     cache = open_embedding_cache(settings.data_dir, embedder)
     try:
         with stages.stage("embed"):
@@ -283,7 +272,7 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         graph_info = None
         if settings.graph:
             with stages.stage("graph"):
-                graph_info = _build_graph_memory(staging, documents, rows, embedder, cache, settings, stages,
+                graph_info = _build_graph_memory(build, documents, rows, embedder, cache, settings, stages,
                                                  show_progress)
     finally:
         cache.close()
@@ -291,29 +280,14 @@ def _build_into(staging: Path, name: str, corpus: LoadedCorpus, corpus_path: Pat
         dense = VectorIndex.build(vectors if len(rows) else np.zeros((0, embedder.dimension), np.float32),
                                   settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
                                   settings.hnsw_ef_search)
-        dense.save(staging / FAISS_FILE)
+        build.dense(dense)
     with stages.stage("store"):
-        write_store(staging / STORE_FILE, documents, counts, rows, corpus.skipped)
-        (staging / REPORT_FILE).write_text(json.dumps(
-            {"files": corpus.files, "documents": len(documents),
-             "skipped": [asdict(s) for s in corpus.skipped]}, ensure_ascii=False, indent=1))
-    manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "collection": name,
-        "build_id": staging.name.removeprefix(".staging-"),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "corpus": {"path": str(corpus_path.resolve()), "fingerprint": fingerprint, "files": len(corpus.files)},
-        "embedder": {"name": embedder.name, "dimension": embedder.dimension,
-                     "max_seq_length": embedder.max_seq_length, "device": embedder.device},
-        "chunking": params,
-        "analyzer": analyzer.describe(),
-        "bm25": lexical.describe(),
-        "faiss": dense.info,
-        "counts": {"documents": len(documents), "chunks": len(rows), "skipped": len(corpus.skipped),
-                   "embedded": embedded, "tokens": int(sum(r.n_tokens for r in rows))},
-        "graph": graph_info,
-        "stage_seconds": dict(stages.seconds),
-    }
-    (staging / publish.MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=2))
-    return BuildSummary(name, staging, False, len(documents), len(rows), corpus.skipped, stages.seconds,
-                        embedded=embedded)
+        build.store(documents, counts, rows, corpus.skipped)
+        build.report({"files": corpus.files, "documents": len(documents),
+                      "skipped": [asdict(s) for s in corpus.skipped]})
+    return Manifest(
+        collection=name, build_id=build.build_id, created_at=utc_timestamp(),
+        corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
+        embedder=EmbedderInfo.of(embedder), chunking=params,
+        **manifest_sections(analyzer, lexical, dense, documents, rows, len(corpus.skipped), embedded),
+        graph=graph_info, stage_seconds=dict(stages.seconds))

@@ -13,18 +13,15 @@ are never reused before compaction, so every index keeps one row space.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import threading
-import time
-from collections.abc import Container
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from indexing.documents import Document
-from indexing.publish import LIVE_DIR
 from indexing.store import DOCUMENT_COLUMNS, StoreQueries
 
 
@@ -91,9 +88,12 @@ class JournalState:
 class ChangeLog:
     """One build's journal. Writers must hold the collection's write lock (see :mod:`indexing.live`)."""
 
-    def __init__(self, path: Path, base_documents: int, base_chunks: int, dimension: int) -> None:
+    def __init__(self, path: Path, base_documents: int, base_chunks: int, dimension: int,
+                 before_commit: Callable[[], None] = lambda: None) -> None:
         self.path = path
         self.dimension = dimension
+        self._before_commit = before_commit
+        """Fault point inside every write transaction, just before COMMIT (crash tests pause there)."""
         self._local = threading.local()
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = self._conn()
@@ -173,7 +173,7 @@ class ChangeLog:
             conn.executemany("UPDATE meta SET value = ? WHERE key = ?",
                              [(seq, "seq"), (next_doc_row, "next_doc_row"), (next_chunk_row, "next_chunk_row"),
                               (next_doc_index, "next_doc_index")])
-            _fault_pause()
+            self._before_commit()
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -206,14 +206,3 @@ class ChangeLog:
         if conn is not None:
             conn.close()
             self._local.conn = None
-
-
-def _fault_pause() -> None:
-    """Crash tests (tests/test_live_server.py) set this to SIGKILL a server inside a commit."""
-    pause = os.environ.get("RAGMEM_FAULT_PAUSE_BEFORE_COMMIT")
-    if pause:
-        time.sleep(float(pause))
-
-
-def journal_path(collection_root: Path, build_id: str) -> Path:
-    return collection_root / LIVE_DIR / f"{build_id}.sqlite"

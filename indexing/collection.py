@@ -11,10 +11,11 @@ from graphmem.retrieve import GraphQueryParams
 
 from indexing import publish
 from indexing.analyzer import Analyzer
-from indexing.builder import BM25_DIR, FAISS_FILE, GRAPH_DIR
+from indexing.build_format import BM25_DIR, FAISS_FILE, GRAPH_DIR, STORE_FILE, Manifest, read_manifest
 from indexing.embedder import Embedder, load_embedder
 from indexing.lexical_index import LexicalIndex
-from indexing.store import STORE_FILE, StoreReader
+from indexing.read_interfaces import ChunkStore, DenseLeg, LexicalLeg
+from indexing.store import StoreReader
 from indexing.vector_index import VectorIndex
 
 
@@ -26,10 +27,10 @@ class CollectionNotFound(LookupError):
 class Collection:
     name: str
     build_dir: Path
-    manifest: dict
-    store: StoreReader
-    lexical: LexicalIndex
-    dense: VectorIndex
+    manifest: Manifest
+    store: ChunkStore
+    lexical: LexicalLeg
+    dense: DenseLeg
     analyzer: Analyzer
     device: str | None = None
     _embedder: Embedder | None = field(default=None, repr=False)
@@ -48,7 +49,7 @@ class Collection:
     def embedder(self) -> Embedder:
         """The model that embedded this build (queries must use the same one)."""
         if self._embedder is None:
-            self._embedder = load_embedder(self.manifest["embedder"]["name"], self.device)
+            self._embedder = load_embedder(self.manifest.embedder.name, self.device)
         return self._embedder
 
 
@@ -67,16 +68,15 @@ class Collection:
 
 
 def open_build(name: str, build_dir: Path, device: str | None = None) -> Collection:
-    manifest = publish.read_manifest(build_dir)
-    options = {k: v for k, v in manifest["analyzer"].items() if k in ("cjk_bigrams", "cjk_unigrams", "jieba_min_len")}
+    manifest = read_manifest(build_dir)
     return Collection(
         name=name,
         build_dir=build_dir,
         manifest=manifest,
         store=StoreReader(build_dir / STORE_FILE),
         lexical=LexicalIndex.load(build_dir / BM25_DIR),
-        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.get("faiss")),
-        analyzer=Analyzer(**options),
+        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss),
+        analyzer=Analyzer.from_config(manifest.analyzer.to_dict()),
         device=device,
     )
 

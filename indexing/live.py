@@ -29,8 +29,9 @@ import numpy as np
 from graphmem.memory import ChunkText
 from graphmem.update import update_graph
 from indexing import publish
+from indexing.build_format import journal_path
 from indexing.builder import build_from_documents, chunk_documents
-from indexing.change_log import ChangeLog, NewChunk, PreparedDocument, journal_path
+from indexing.change_log import ChangeLog, NewChunk, PreparedDocument
 from indexing.collection import Collection, open_build
 from indexing.documents import Document
 from indexing.embedding_cache import embed_texts, open_embedding_cache
@@ -82,7 +83,7 @@ class LiveCollection:
     def journal(self, create: bool = False) -> ChangeLog | None:
         if self._journal is None and (create or self._journal_path.exists()):
             self._journal = ChangeLog(self._journal_path, self.base.store.n_documents, self.base.store.n_chunks,
-                                      int(self.base.manifest["embedder"]["dimension"]))
+                                      int(self.base.manifest.embedder.dimension), self._pause_before_commit)
         return self._journal
 
     def snapshot(self) -> Collection:
@@ -126,6 +127,12 @@ class LiveCollection:
             log.info("collection %s: journal seq %d (%d added chunks, %d deleted documents) applied in %.2fs",
                      self.name, state.seq, state.chunk_rows.size, deleted_docs.size, time.perf_counter() - started)
 
+    def _pause_before_commit(self) -> None:
+        """The fault point crash tests use: a write holds its transaction open this long before COMMIT,
+        so a test can SIGKILL the server mid-batch (``RAGMEM_FAULT_PAUSE_BEFORE_COMMIT``; unset in service)."""
+        if self.settings.fault_pause_before_commit:
+            time.sleep(self.settings.fault_pause_before_commit)
+
     def _embed(self, texts: list[str], batch_size: int) -> np.ndarray:
         """Embed through the data root's cache, so refreshes in other processes find the vectors."""
         embedder = self.base.embedder  # loaded only when there is something to embed
@@ -168,7 +175,7 @@ class LiveCollection:
     def _prepare(self, documents: list[Document]) -> list[PreparedDocument]:
         """Chunk, tokenize and embed exactly as the builder does, before taking the write lock."""
         analyzer = self.base.analyzer
-        rows, inputs, _ = chunk_documents(documents, self.base.embedder, self.base.manifest["chunking"],
+        rows, inputs, _ = chunk_documents(documents, self.base.embedder, self.base.manifest.chunking,
                                           show_progress=False)
         vectors = self._embed(inputs, self.settings.embed_batch_size)
         title_terms = [analyzer.tokenize(doc.title) for doc in documents]
@@ -189,7 +196,7 @@ class LiveCollection:
             deleted = journal.tombstones() if journal is not None else set()
             documents = [doc for doc in self.base.store.full_documents() if doc.doc_id not in deleted]
             documents += journal.queries().full_documents() if journal is not None else []
-            corpus_path = Path(self.base.manifest.get("corpus", {}).get("path", self.name))
+            corpus_path = self.base.manifest.corpus.path_or(self.name)
             summary = build_from_documents(self.name, documents, corpus_path, self.settings)
         log.info("compacted %s into %s (%d documents, %d chunks) in %.1fs", self.name, summary.build_dir.name,
                  summary.documents, summary.chunks, time.perf_counter() - started)

@@ -1,13 +1,6 @@
 """Collection directories, build locking and atomic publishing.
 
-Layout under the data root::
-
-    <name>/CURRENT            build id of the published build (replaced with os.replace)
-    <name>/builds/<build-id>/ one immutable, complete build
-    <name>/.staging-<id>/     a build in progress (deleted if the builder dies)
-    <name>/.lock              serialises builders of one collection
-    <name>/live/<build-id>.sqlite  live changes to one build (removed with the build)
-
+The layout (CURRENT, builds/, .staging-*, .lock, live/) is named in :mod:`indexing.build_format`.
 A reader resolves CURRENT once and then only reads that build's directory, so a publish
 (one rename) swaps versions atomically and in-flight readers finish on the old build.
 """
@@ -15,7 +8,6 @@ A reader resolves CURRENT once and then only reads that build's directory, so a 
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import re
@@ -26,12 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from indexing.build_format import (BUILDS_DIR, CURRENT_FILE, LOCK_FILE, MANIFEST_FILE, build_path,
+                                   current_pointer_temp, journal_files, staging_path, staging_pattern)
+from indexing.build_format import LIVE_DIR  # noqa: F401  (tests/test_build_jobs.py reads publish.LIVE_DIR)
+
 log = logging.getLogger("ragmem.indexing.publish")
 
-MANIFEST_FILE = "manifest.json"
-LOCK_FILE = ".lock"
-LIVE_DIR = "live"
-"""Per-build change journals (:mod:`indexing.change_log`) live here; pruning a build removes its journal."""
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
@@ -64,15 +56,11 @@ def collection_root(data_dir: Path, name: str) -> Path:
 def current_build_dir(data_dir: Path, name: str) -> Path | None:
     root = collection_root(data_dir, name)
     try:
-        build_id = (root / "CURRENT").read_text().strip()
+        build_id = (root / CURRENT_FILE).read_text().strip()
     except FileNotFoundError:
         return None
-    build_dir = root / "builds" / build_id
+    build_dir = build_path(root, build_id)
     return build_dir if (build_dir / MANIFEST_FILE).exists() else None
-
-
-def read_manifest(build_dir: Path) -> dict:
-    return json.loads((build_dir / MANIFEST_FILE).read_text())
 
 
 def list_collections(data_dir: Path) -> list[str]:
@@ -80,11 +68,15 @@ def list_collections(data_dir: Path) -> list[str]:
     if not data_dir.is_dir():
         return []
     return sorted(p.name for p in data_dir.iterdir()
-                  if p.is_dir() and _NAME.match(p.name) and (p / "CURRENT").exists())
+                  if p.is_dir() and _NAME.match(p.name) and (p / CURRENT_FILE).exists())
 
 
 def new_build_id() -> str:
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
+    """Sortable by creation time, to the microsecond: pruning keeps the newest builds by name, and
+    several builds of one collection can land within one second (build, compact, rebuild)."""
+    now = time.time()
+    micros = int(now * 1_000_000) % 1_000_000
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime(now)) + f"{micros:06d}-" + uuid.uuid4().hex[:8]
 
 
 @contextmanager
@@ -121,17 +113,17 @@ def _same_file(handle, path: Path) -> bool:
 def discard_unpublished(root: Path) -> None:
     """Remove a collection directory that never got a published build (the caller holds its lock),
     so a failed or cancelled first build leaves nothing in the data root."""
-    if not (root / "CURRENT").exists():
+    if not (root / CURRENT_FILE).exists():
         shutil.rmtree(root, ignore_errors=True)
         log.info("removed %s: its first build did not publish", root)
 
 
 def staging_dir(root: Path, build_id: str) -> Path:
     """A fresh staging directory; leftovers of dead builders are removed first (we hold the lock)."""
-    for stale in root.glob(".staging-*"):
+    for stale in root.glob(staging_pattern()):
         log.info("removing stale staging directory %s", stale)
         shutil.rmtree(stale, ignore_errors=True)
-    path = root / f".staging-{build_id}"
+    path = staging_path(root, build_id)
     path.mkdir(parents=True)
     return path
 
@@ -150,16 +142,16 @@ def publish(root: Path, staging: Path, build_id: str, keep_builds: int) -> Path:
         if file.is_file():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
-    builds = root / "builds"
+    builds = root / BUILDS_DIR
     builds.mkdir(exist_ok=True)
-    final = builds / build_id
+    final = build_path(root, build_id)
     os.rename(staging, final)
     _fsync_dir(builds)
-    pointer_tmp = root / f".CURRENT.{build_id}"
+    pointer_tmp = current_pointer_temp(root, build_id)
     pointer_tmp.write_text(build_id + "\n")
     with open(pointer_tmp, "rb") as handle:
         os.fsync(handle.fileno())
-    os.replace(pointer_tmp, root / "CURRENT")
+    os.replace(pointer_tmp, root / CURRENT_FILE)
     _fsync_dir(root)
     _prune(builds, keep=max(1, keep_builds), current=build_id)
     return final
@@ -174,7 +166,7 @@ def _prune(builds: Path, keep: int, current: str) -> None:
     for old in ordered[keep:]:
         if old.name != current:
             shutil.rmtree(old, ignore_errors=True)
-            for journal in (builds.parent / LIVE_DIR).glob(f"{old.name}.sqlite*"):
+            for journal in journal_files(builds.parent, old.name):
                 journal.unlink(missing_ok=True)
 
 

@@ -80,6 +80,8 @@ class Settings(BaseSettings):
                                        "the answer is an immediate 503 with Retry-After.")
     metrics_auth: Literal["read", "none"] = Field(default="read", description="read: /metrics needs the read key "
                                                   "whenever one is set; none: /metrics is always open.")
+    fault_pause_before_commit: float = Field(default=0.0, ge=0, description="Test fault point: seconds a live "
+                                             "write waits inside its transaction before COMMIT (crash tests).")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

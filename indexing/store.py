@@ -16,8 +16,6 @@ import numpy as np
 
 from indexing.documents import Document, SkippedDocument
 
-STORE_FILE = "store.sqlite"
-
 DOCUMENT_COLUMNS = """
     doc_row INTEGER PRIMARY KEY,
     doc_id TEXT NOT NULL UNIQUE,

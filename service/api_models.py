@@ -1,4 +1,9 @@
-"""Request and response models of the HTTP API (the only place pydantic models live)."""
+"""Request and response models of the HTTP API (the only place pydantic models live).
+
+Modes, the default mode and every bound come from ``service.engine.limits``, the table MCP
+validates against too. The query's ``max_length`` is the static default: the configured
+``settings.max_query_chars`` is checked by the engine on each request.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,10 @@ from typing import Any, Literal, Optional, Union
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-MAX_QUERY_CHARS = 4000
-Mode = Literal["hybrid", "bm25", "dense", "graph", "hybrid+graph", "rrf", "hybrid-maxnorm"]
+from service.engine.limits import DEFAULT_MODE, LIMITS, MODES
+
+MAX_QUERY_CHARS = LIMITS.max_query_chars
+Mode = Literal[MODES]  # type: ignore[valid-type]  # Literal of the tuple's values
 
 
 class Filters(BaseModel):
@@ -25,11 +32,11 @@ class SearchRequest(BaseModel):
     json_path: Optional[str] = Field(None, max_length=4096,
                                      description="Path to a JSON corpus or legacy .chunks.db inside an allowed root; "
                                                  "indexed on first use.")
-    top_k: int = Field(10, ge=1, le=100)
+    top_k: int = Field(LIMITS.top_k.default, ge=LIMITS.top_k.low, le=LIMITS.top_k.high)
     diverse: bool = True
-    min_docs: int = Field(5, ge=0, le=100)
-    max_per_doc: int = Field(2, ge=1, le=100)
-    mode: Mode = "hybrid+graph"
+    min_docs: int = Field(LIMITS.min_docs.default, ge=LIMITS.min_docs.low, le=LIMITS.min_docs.high)
+    max_per_doc: int = Field(LIMITS.max_per_doc.default, ge=LIMITS.max_per_doc.low, le=LIMITS.max_per_doc.high)
+    mode: Mode = DEFAULT_MODE
     filters: Optional[Filters] = None
     format: Literal["json", "text"] = "json"
     include_content: bool = True
@@ -51,7 +58,8 @@ class SearchRequest(BaseModel):
 
 
 class ContextRequest(SearchRequest):
-    max_tokens: int = Field(4000, ge=32, le=200_000, description="Token budget for the packed context.")
+    max_tokens: int = Field(LIMITS.max_tokens.default, ge=LIMITS.max_tokens.low, le=LIMITS.max_tokens.high,
+                            description="Token budget for the packed context.")
 
 
 class SearchHit(BaseModel):

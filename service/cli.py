@@ -198,7 +198,7 @@ def _graph_collection(collection: str, data_dir: Optional[Path]):
 
 
 def _chunk_labeller(opened):
-    from service.retrieval import citation
+    from service.engine import citation
 
     def label(row: int) -> str:
         record = opened.store.chunks([row])[0]
@@ -237,7 +237,7 @@ def graph_show(
     _setup_logging(False)
     from graphmem.export import draw_subgraph
     from indexing.embedder import configure_query_serving
-    from service.retrieval import graph_for_query
+    from service.engine import graph_for_query
 
     settings, opened = _graph_collection(collection, data_dir)
     if not query.strip():

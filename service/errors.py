@@ -1,11 +1,14 @@
-"""Errors a caller can act on, each with the HTTP status the transports answer it with."""
+"""Errors a caller can act on, raised by the registry, the corpus gate and the write paths.
+
+Plain domain errors: no transport's codes in them. HTTP maps each class to a status code
+(``service.http_errors.STATUS``); MCP turns them into tool-error text (``service.mcp_server``).
+``headers`` carries transport-neutral hints such as ``Retry-After``, ``extra`` structured detail.
+"""
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status = 500
-
     def __init__(self, message: str, headers: dict[str, str] | None = None, extra: dict | None = None) -> None:
         super().__init__(message)
         self.message = message
@@ -14,40 +17,36 @@ class ServiceError(Exception):
 
 
 class BadCorpus(ServiceError):
-    status = 400
+    """The corpus or request body cannot be used as given (empty, malformed, too many documents)."""
 
 
 class Unauthorized(ServiceError):
-    status = 401
+    """No valid credentials for the operation."""
 
 
 class Forbidden(ServiceError):
-    status = 403
+    """A json_path the server will not read: outside the allowed roots, into the data root, or disabled."""
 
 
 class NotFound(ServiceError):
-    status = 404
+    """No such collection, corpus file, document or running build."""
 
 
 class CorpusTooLarge(ServiceError):
-    status = 413
+    """A corpus over the operator's byte or document limits."""
 
 
 class Unprocessable(ServiceError):
-    status = 422
+    """Well-formed but refused content (e.g. every document of a write batch invalid)."""
 
 
 class Busy(ServiceError):
     """Too much work in flight: try again after ``Retry-After``."""
 
-    status = 503
-
 
 class Building(ServiceError):
-    status = 503
+    """The collection is being built; try again after ``Retry-After``."""
 
 
 class QuotaExceeded(ServiceError):
     """json_path builds may not create more collections or use more disk than the operator allows."""
-
-    status = 507

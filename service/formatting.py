@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from service.context import ContextResult
-from service.retrieval import SearchResult, citation
+from service.engine import ContextResult, SearchResult, citation
 
 RULE = "=" * 60
 MAX_DOCUMENT_LINES = 200

@@ -8,14 +8,16 @@ Built on the official ``mcp`` SDK (2.x, ``mcp.server.mcpserver.MCPServer``). Thr
 * ``rag_document_stats(json_path)`` - what is indexed.
 
 Each also takes ``collection`` (a published collection name, used instead of ``json_path``) and
-the search tools take ``mode`` (hybrid | bm25 | dense | graph | hybrid+graph | rrf | hybrid-maxnorm). A ``json_path`` seen for the first
+the search tools take ``mode`` (``service.engine.MODES``). A ``json_path`` seen for the first
 time is indexed on the spot; MCP callers wait for that build (up to ``BUILD_WAIT_SECONDS``)
 instead of getting "retry later". Blocking work runs in worker threads so the server keeps
 answering other requests meanwhile.
 
 Failures the caller can fix (path outside the allowed roots, unknown corpus, empty query, bad
 argument) are raised as the SDK's ``ToolError``: the client receives a ``CallToolResult`` with
-``isError: true`` and the message as text content; the server never crashes on them.
+``isError: true`` and the message as text content; the server never crashes on them. Arguments
+are checked by the engine against the same limits HTTP's schema is built from
+(``service.engine.limits``).
 
 Run: ``ragmem mcp ...`` or ``python -m service.mcp_server --data-dir DIR --corpus-root DIR``.
 In stdio mode nothing but protocol messages reaches stdout: logging goes to stderr, and the
@@ -39,18 +41,16 @@ from pydantic import Field
 from indexing.collection import Collection
 from indexing.embedder import configure_query_serving
 from indexing.settings import Settings, load_settings
-from service.context import get_context
+from service.engine import (DEFAULT_MODE, LIMITS, MODES, InvalidQuery, SearchParams, build_params, check_bound,
+                            get_context, search, subgraph_for)
+from service.errors import Building, Forbidden, ServiceError
 from service.formatting import format_context_text, format_search_text, format_stats_text
-from service.registry import Building, CollectionRegistry, Forbidden, ServiceError
-from service.retrieval import MODES, InvalidQuery, SearchParams, search
-from service.subgraph import subgraph_for
+from service.registry import CollectionRegistry
 
 log = logging.getLogger("ragmem.service.mcp")
 
 SERVER_NAME = "ragmem"
 BUILD_WAIT_SECONDS = 600.0
-MAX_TOP_K = 200
-MAX_CONTEXT_TOKENS = 200_000
 TRANSPORTS = ("stdio", "streamable-http")
 
 INSTRUCTIONS = (
@@ -75,7 +75,9 @@ CollectionName = Annotated[Optional[str], Field(description="Name of an already 
                                                             "instead of json_path.")]
 IncludeSubgraph = Annotated[bool, Field(description="Append the evidence graph: the triples linked to the query, "
                                                  "each with the citations of the chunks supporting it.")]
-Mode = Annotated[str, Field(description="Retrieval mode: hybrid+graph (default), hybrid, bm25, dense, graph, rrf or hybrid-maxnorm.")]
+_OTHER_MODES = [m for m in MODES if m != DEFAULT_MODE]
+Mode = Annotated[str, Field(description=f"Retrieval mode: {DEFAULT_MODE} (default), {', '.join(_OTHER_MODES[:-1])} "
+                                        f"or {_OTHER_MODES[-1]}.")]
 MaxTokens = Annotated[int, Field(description="Token budget of the returned context.")]
 
 
@@ -96,20 +98,9 @@ class _Tools:
 
     def params(self, query: str, top_k: int, diverse: bool, min_docs: int, max_per_doc: int,
                mode: str) -> SearchParams:
-        limit = self.registry.settings.max_query_chars
-        if not query or not query.strip():
-            raise ToolError("query must not be empty")
-        if len(query) > limit:
-            raise ToolError(f"query is too long ({len(query)} characters; the limit is {limit})")
-        if not 1 <= top_k <= MAX_TOP_K:
-            raise ToolError(f"top_k must be between 1 and {MAX_TOP_K} (got {top_k})")
-        if min_docs < 0:
-            raise ToolError(f"min_docs must be >= 0 (got {min_docs})")
-        if max_per_doc < 1:
-            raise ToolError(f"max_per_doc must be >= 1 (got {max_per_doc})")
-        if mode not in MODES:
-            raise ToolError(f"unknown mode {mode!r}; expected one of {', '.join(MODES)}")
-        return SearchParams(top_k=top_k, diverse=diverse, min_docs=min_docs, max_per_doc=max_per_doc, mode=mode)
+        """The engine's checks (InvalidQuery, turned into a ToolError by ``guarded``)."""
+        return build_params(query, top_k=top_k, diverse=diverse, min_docs=min_docs, max_per_doc=max_per_doc,
+                            mode=mode, max_query_chars=self.registry.settings.max_query_chars)
 
     def guarded(self, work: Callable[[], T]) -> T:
         """Run ``work``, turning the errors a caller can act on into tool errors."""
@@ -146,8 +137,7 @@ class _Tools:
                      min_docs: int, max_per_doc: int, collection: str | None, mode: str) -> str:
         def work() -> str:
             params = self.params(query, top_k, diverse, min_docs, max_per_doc, mode)
-            if not 1 <= max_tokens <= MAX_CONTEXT_TOKENS:
-                raise ToolError(f"max_tokens must be between 1 and {MAX_CONTEXT_TOKENS} (got {max_tokens})")
+            check_bound("max_tokens", max_tokens, LIMITS.max_tokens)
             target, source = self.resolve(json_path, collection)
             return format_context_text(get_context(target, query, params, max_tokens), source, mode=mode)
         return self.guarded(work)
@@ -170,9 +160,10 @@ def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
     read_only = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True,
                                 open_world_hint=False)
 
-    async def rag_search(query: Query, json_path: JsonPath, top_k: TopK = 10, diverse: Diverse = True,
-                         min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2, collection: CollectionName = None,
-                         mode: Mode = "hybrid+graph", include_subgraph: IncludeSubgraph = False) -> str:
+    async def rag_search(query: Query, json_path: JsonPath, top_k: TopK = LIMITS.top_k.default,
+                         diverse: Diverse = True, min_docs: MinDocs = LIMITS.min_docs.default,
+                         max_per_doc: MaxPerDoc = LIMITS.max_per_doc.default, collection: CollectionName = None,
+                         mode: Mode = DEFAULT_MODE, include_subgraph: IncludeSubgraph = False) -> str:
         """Search a long-context document collection (hybrid BM25 + embeddings) and return the best chunks.
 
         Each result shows its Citation ([long_context: "Title", chunk N]), Relevance Score (fused, 0-1),
@@ -181,9 +172,11 @@ def build_mcp_server(registry: CollectionRegistry) -> MCPServer:
         return await _in_thread(tools.search_text, query, json_path, top_k, diverse, min_docs, max_per_doc,
                                 collection, mode, include_subgraph)
 
-    async def rag_get_context(query: Query, json_path: JsonPath, max_tokens: MaxTokens = 4000, top_k: TopK = 10,
-                              diverse: Diverse = True, min_docs: MinDocs = 5, max_per_doc: MaxPerDoc = 2,
-                              collection: CollectionName = None, mode: Mode = "hybrid+graph") -> str:
+    async def rag_get_context(query: Query, json_path: JsonPath, max_tokens: MaxTokens = LIMITS.max_tokens.default,
+                              top_k: TopK = LIMITS.top_k.default, diverse: Diverse = True,
+                              min_docs: MinDocs = LIMITS.min_docs.default,
+                              max_per_doc: MaxPerDoc = LIMITS.max_per_doc.default,
+                              collection: CollectionName = None, mode: Mode = DEFAULT_MODE) -> str:
         """Return cited context for a query packed into max_tokens: the best chunks, each widened with its
         neighbouring chunks while the budget allows. Every block carries its citation."""
         return await _in_thread(tools.context_text, query, json_path, max_tokens, top_k, diverse, min_docs,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from indexing import publish
+from indexing.build_format import read_manifest
 from indexing.collection import Collection
 from indexing.file_gate import corpus_signature
 from indexing.live import LiveCollection, StaleBuild, WriteReport
@@ -121,24 +122,24 @@ class CollectionRegistry:
             raise NotFound(f"unknown collection {name!r}")
         collection = self.get(name)
         manifest = collection.manifest
-        corpus_path = Path(manifest["corpus"].get("path", name))
+        corpus_path = manifest.corpus.path_or(name)
         info.update({
             "status": "ready",
             "documents": collection.store.n_documents,
             "chunks": collection.store.n_chunks,
             "live_seq": collection.live_seq,
-            "skipped": manifest["counts"].get("skipped", 0),
-            "embedder": manifest["embedder"],
-            "chunking": manifest["chunking"],
-            "analyzer": manifest["analyzer"]["name"],
-            "faiss": manifest["faiss"],
+            "skipped": manifest.counts.skipped,
+            "embedder": manifest.embedder.to_dict(),
+            "chunking": manifest.chunking.to_dict(),
+            "analyzer": manifest.analyzer.name,
+            "faiss": manifest.faiss,
             "build_id": collection.build_id,
-            "created_at": manifest["created_at"],
-            "corpus": {**manifest["corpus"], "path": self.paths.shown(corpus_path)},
+            "created_at": manifest.created_at,
+            "corpus": {**manifest.corpus.to_dict(), "path": self.paths.shown(corpus_path)},
             "skipped_documents": [{"source": self._shown(skip.source, corpus_path), "doc_index": skip.doc_index,
                                    "reason": self._shown(skip.reason, corpus_path)}
                                   for skip in collection.store.skipped()[:MAX_SKIPPED_SHOWN]],
-            "stage_seconds": manifest["stage_seconds"],
+            "stage_seconds": manifest.stage_seconds,
             "document_list": [{"doc_index": d["doc_index"], "doc_id": d["doc_id"], "title": d["title"],
                                "url": d["url"], "chunks": d["n_chunks"], "chars": d["chars"]}
                               for d in collection.store.documents()],
@@ -189,7 +190,7 @@ class CollectionRegistry:
         out = []
         for name in self.names():
             build_dir = publish.current_build_dir(self.data_dir, name)
-            corpus = publish.read_manifest(build_dir).get("corpus", {}).get("path") if build_dir else None
+            corpus = read_manifest(build_dir).corpus.path if build_dir else None
             if corpus and self.paths.collection_name(Path(corpus)) == name:
                 out.append(name)
         return out

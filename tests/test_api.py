@@ -11,8 +11,8 @@ import pytest
 
 from indexing.builder import build_collection
 from indexing.collection import open_collection
-from tests.fixtures import write_json_corpus
-from tests.server_process import post_until_ready, running_server
+from eval.generated_corpus import write_json_corpus
+from eval.local_server import post_until_ready, running_server
 
 CITATION = re.compile(r'^\[long_context: "(.{0,50})", chunk (\d+)\]$')
 

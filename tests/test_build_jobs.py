@@ -18,7 +18,7 @@ from indexing.loaders import document_from_record
 from indexing.settings import Settings
 from service.errors import BadCorpus, Forbidden, QuotaExceeded, Unauthorized
 from service.registry import Building, CollectionRegistry
-from tests.fixtures import make_documents, write_json_corpus
+from eval.generated_corpus import make_documents, write_json_corpus
 
 
 def _entries(data_dir: Path) -> set[str]:
@@ -164,7 +164,7 @@ def test_compacting_to_empty_and_pruned_journals(tmp_path):
     assert info["documents"] == 0 and info["chunks"] == 0
     compacted = open_live(settings.data_dir, "c", settings).snapshot()
     assert compacted.store.n_chunks == 0
-    from service.retrieval import SearchParams, search
+    from service.engine import SearchParams, search
 
     assert search(compacted, "okapi", SearchParams(mode="hybrid")).hits == []
     corpus.write_text(json.dumps(make_documents(2, seed=9)))

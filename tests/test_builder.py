@@ -14,7 +14,7 @@ import pytest
 from indexing import publish
 from indexing.builder import build_collection
 from indexing.collection import open_collection
-from tests.fixtures import make_documents, write_json_corpus
+from eval.generated_corpus import make_documents, write_json_corpus
 
 
 def test_build_publishes_consistent_collection(tmp_path, settings):

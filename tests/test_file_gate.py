@@ -25,7 +25,7 @@ from indexing.builder import build_collection, corpus_fingerprint
 from indexing.documents import CorpusError, CorpusTooLarge, LoadedCorpus
 from indexing.file_gate import CHANGED_TYPE, MOVED_OUTSIDE, FileGate, ReadLimits, UnsafeFile, corpus_signature
 from indexing.loaders import load_corpus
-from tests.fixtures import write_json_corpus
+from eval.generated_corpus import write_json_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 PROMPT_SECONDS = 5.0

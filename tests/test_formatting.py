@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from indexing.store import ChunkRecord
-from service.context import ContextBlock, ContextResult
+from service.engine import ContextBlock, ContextResult, Hit, SearchResult
 from service.formatting import RULE, format_context_text, format_search_text, format_stats_text
-from service.retrieval import Hit, SearchResult
 
 LONG_TITLE = "如何更有效的将深度学习算法部署在计算资源有限的设备？澎湃号·湃客_澎湃新闻-The Paper 附加的标题尾巴"
 SCORES = {"bm25": 8.41234, "bm25_z": 0.7312, "dense": 0.61249, "dense_z": 0.61249, "bm25_weight": 0.7}

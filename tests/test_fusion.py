@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from service import fusion
+from service.engine import fusion
 
 
 def legs(bm25, dense, rows=None):

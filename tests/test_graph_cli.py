@@ -6,9 +6,10 @@ from pathlib import Path
 
 import networkx
 
-from indexing.builder import GRAPH_DIR, build_collection
+from indexing.build_format import GRAPH_DIR
+from indexing.builder import build_collection
 from indexing.collection import open_collection
-from tests.fixtures import write_json_corpus
+from eval.generated_corpus import write_json_corpus
 
 RAGMEM = [str(Path(sys.executable).parent / "ragmem")]
 

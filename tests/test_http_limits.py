@@ -16,8 +16,8 @@ import httpx
 import pytest
 
 from indexing.builder import build_collection
-from tests.fixtures import write_json_corpus
-from tests.server_process import running_server
+from eval.generated_corpus import write_json_corpus
+from eval.local_server import running_server
 
 MAX_BYTES = 4096
 HEADER_TIMEOUT = 1.0

@@ -11,8 +11,8 @@ from indexing.builder import build_collection
 from indexing.documents import Document
 from indexing.live import LiveCollection, open_live
 from indexing.loaders import document_from_record
-from service.retrieval import MODES, SearchParams, search
-from tests.fixtures import make_documents, write_json_corpus
+from service.engine import MODES, SearchParams, search
+from eval.generated_corpus import make_documents, write_json_corpus
 
 NEW_DOC = {"doc_id": "okapi-note", "title": "Okapi field notes",
            "content": "The okapi is a giraffid native to the Ituri rainforest. Okapi stripes camouflage calves. "

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from indexing.builder import build_collection
-from tests.fixtures import make_documents, write_json_corpus
-from tests.server_process import ROOT, free_port, running_server, stop_process
+from eval.generated_corpus import make_documents, write_json_corpus
+from eval.local_server import ROOT, free_port, running_server, stop_process
 
 KEY = "s3cret-write-key"
 WRITE = {"Authorization": f"Bearer {KEY}"}

@@ -14,11 +14,11 @@ from pathlib import Path
 import anyio
 import pytest
 
-from tests.server_process import stop_process
+from eval.local_server import stop_process
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.fixtures import write_json_corpus
+from eval.generated_corpus import write_json_corpus
 
 TOOLS = {"rag_search", "rag_get_context", "rag_document_stats"}
 QUERY = "量子计算 大熊猫 photosynthesis volcano jazz"

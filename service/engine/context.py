@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass
 
 from indexing.collection import Collection
-from service.retrieval import Hit, SearchParams, search
+from service.engine.model import Hit, SearchParams
+from service.engine.retrieval import search
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Small self-made corpora, so the suite never depends on ../shared."""
+"""Small self-made corpora, so the tests and benchmarks never depend on ../shared."""
 
 from __future__ import annotations
 

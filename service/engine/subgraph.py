@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from graphmem.retrieve import GraphResult
 from indexing.collection import Collection
-from service.retrieval import citation, graph_for_query
+from service.engine.graph import graph_for_query
+from service.engine.model import citation
 
 MAX_SUPPORT = 3
 """Supporting chunks listed per triple (the most are not more useful to a reader)."""

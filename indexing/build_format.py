@@ -1,0 +1,261 @@
+"""The on-disk format of a collection and of its published builds: file names and the manifest.
+
+Everything that names a file of a build, or a key of its manifest, lives here, so a reader and
+a writer of builds cannot disagree. Layout under the data root::
+
+    <name>/CURRENT                  build id of the published build (replaced with os.replace)
+    <name>/builds/<build-id>/       one immutable, complete build:
+        manifest.json               what was built and how (:class:`Manifest`); written last
+        bm25/                       :class:`indexing.lexical_index.LexicalIndex`
+        dense.faiss                 :class:`indexing.vector_index.VectorIndex`
+        store.sqlite                documents and chunks (:mod:`indexing.store`)
+        ingest_report.json          files read and documents skipped
+        graph/                      knowledge-graph memory (its own files: :mod:`graphmem.memory`)
+    <name>/.staging-<id>/           a build in progress (deleted if the builder dies)
+    <name>/.lock                    serialises builders of one collection
+    <name>/live/<build-id>.sqlite   live changes to one build (removed with the build)
+
+The manifest is typed (:class:`Manifest`) and versioned (``schema_version``). Readers accept
+every manifest written at this version: a key a part does not know is kept as it was (so
+``Manifest.from_dict(d).to_dict() == d``), and a key added after the first builds (such as
+``embedder.multilingual`` or ``graph``) loads with its default when absent.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import MISSING, dataclass, field, fields
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar, get_type_hints
+
+if TYPE_CHECKING:
+    from indexing.embedder import Embedder
+
+SCHEMA_VERSION = 1
+"""Bump only with a reader that still loads every older version."""
+
+CURRENT_FILE = "CURRENT"
+BUILDS_DIR = "builds"
+LOCK_FILE = ".lock"
+LIVE_DIR = "live"
+"""Per-build change journals (:mod:`indexing.change_log`) live here; pruning a build removes its journal."""
+STAGING_PREFIX = ".staging-"
+
+MANIFEST_FILE = "manifest.json"
+BM25_DIR = "bm25"
+FAISS_FILE = "dense.faiss"
+STORE_FILE = "store.sqlite"
+REPORT_FILE = "ingest_report.json"
+GRAPH_DIR = "graph"
+
+_JOURNAL_SUFFIX = ".sqlite"
+
+
+# ---- names inside a collection directory -------------------------------------------------------
+
+def build_path(root: Path, build_id: str) -> Path:
+    return root / BUILDS_DIR / build_id
+
+
+def staging_path(root: Path, build_id: str) -> Path:
+    return root / f"{STAGING_PREFIX}{build_id}"
+
+
+def staging_pattern() -> str:
+    """Glob of every staging directory in a collection directory (live and dead builders')."""
+    return f"{STAGING_PREFIX}*"
+
+
+def current_pointer_temp(root: Path, build_id: str) -> Path:
+    """Where the next CURRENT is written before it replaces the old one."""
+    return root / f".{CURRENT_FILE}.{build_id}"
+
+
+def journal_path(collection_root: Path, build_id: str) -> Path:
+    return collection_root / LIVE_DIR / f"{build_id}{_JOURNAL_SUFFIX}"
+
+
+def journal_files(collection_root: Path, build_id: str) -> list[Path]:
+    """The journal of a build with SQLite's companion files (``-wal``, ``-shm``)."""
+    journal = journal_path(collection_root, build_id)
+    return sorted(journal.parent.glob(f"{journal.name}*"))
+
+
+def utc_timestamp() -> str:
+    """``created_at`` of a build."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# ---- the manifest ------------------------------------------------------------------------------
+
+class ManifestError(ValueError):
+    """A manifest this code cannot read: a newer schema, or a key every build has is missing."""
+
+
+P = TypeVar("P", bound="_Part")
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Part:
+    """One section of the manifest: known keys as typed fields, unknown keys kept in ``extra``.
+
+    A key a section has always had is a field without default (missing: :class:`ManifestError`);
+    one that may be absent from older builds has a default. Nested sections load recursively.
+    """
+
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls: type[P], data: Mapping[str, Any] | None, where: str = "") -> P:
+        rest = dict(data or {})
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            if f.name not in rest:
+                if f.default is MISSING and f.default_factory is MISSING:
+                    raise ManifestError(f"manifest has no {where}{f.name}")
+                continue
+            value = rest.pop(f.name)
+            part = _part_types(cls).get(f.name)
+            values[f.name] = part.from_dict(value, f"{where}{f.name}.") if part else value
+        return cls(**values, extra=rest)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: fields in declaration order (the order the builder writes), then ``extra``."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name != "extra":
+                value = getattr(self, f.name)
+                out[f.name] = value.to_dict() if isinstance(value, _Part) else copy.deepcopy(value)
+        out.update(copy.deepcopy(self.extra))
+        return out
+
+
+@cache
+def _part_types(cls: type) -> dict[str, type[_Part]]:
+    """Fields of ``cls`` that are sections themselves (resolved once per class)."""
+    return {name: hint for name, hint in get_type_hints(cls).items()
+            if isinstance(hint, type) and issubclass(hint, _Part)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorpusInfo(_Part):
+    """Where the documents came from; ``extra`` holds what a special build adds (``synthetic``)."""
+
+    path: str | None = None
+    fingerprint: str | None = None
+    """Digest of the build config and the bytes indexed: an equal one means nothing to rebuild."""
+    files: int = 0
+
+    def path_or(self, default: str) -> Path:
+        """The corpus path the build recorded, or ``default`` for a build that recorded none."""
+        return Path(default if self.path is None else self.path)
+
+
+@dataclass(frozen=True, kw_only=True)
+class EmbedderInfo(_Part):
+    """The model that embedded the chunks; queries must be embedded by the same one."""
+
+    name: str
+    dimension: int
+    max_seq_length: int
+    device: str
+    multilingual: bool = False
+    """Whether the model embeds across languages (fusion weights BM25 less then); absent before."""
+
+    @classmethod
+    def of(cls, embedder: "Embedder") -> "EmbedderInfo":
+        # Embedder has no multilingual flag yet: every model loaded today counts as monolingual.
+        return cls(name=embedder.name, dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
+                   device=embedder.device, multilingual=bool(getattr(embedder, "multilingual", False)))
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChunkingParams(_Part):
+    """How documents were cut; live additions are chunked with the same parameters."""
+
+    chunk_tokens: int
+    overlap_tokens: int
+    title_tokens: int
+    tokenizer: str
+    splitters: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnalyzerConfig(_Part):
+    """:meth:`indexing.analyzer.Analyzer.describe`; absent keys mean the Analyzer's defaults."""
+
+    name: str = "multilingual-v1"
+    cjk_bigrams: bool = True
+    cjk_unigrams: bool = True
+    jieba_min_len: int | None = 3
+    stem: str | None = "snowball-english"
+    stopwords: str | None = "bm25s-en"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Bm25Config(_Part):
+    """:meth:`indexing.lexical_index.LexicalIndex.describe` (informational: the index stores its own)."""
+
+    k1: float | None = None
+    b: float | None = None
+    method: str | None = None
+    vocabulary: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Counts(_Part):
+    documents: int = 0
+    chunks: int = 0
+    skipped: int = 0
+    embedded: int = 0
+    """Chunks embedded by this build (the rest came from the embedding cache)."""
+    tokens: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Manifest(_Part):
+    """``manifest.json`` of one build. Its presence is what makes a build directory complete."""
+
+    schema_version: int = SCHEMA_VERSION
+    collection: str = ""
+    build_id: str = ""
+    created_at: str = ""
+    corpus: CorpusInfo = field(default_factory=CorpusInfo)
+    embedder: EmbedderInfo
+    chunking: ChunkingParams
+    analyzer: AnalyzerConfig = field(default_factory=AnalyzerConfig)
+    bm25: Bm25Config = field(default_factory=Bm25Config)
+    faiss: dict[str, Any] | None = None
+    """:attr:`indexing.vector_index.VectorIndex.info`, passed back to ``VectorIndex.load``."""
+    counts: Counts = field(default_factory=Counts)
+    graph: dict[str, Any] | None = None
+    """:meth:`graphmem.memory.GraphMemory.describe` of the build's graph; None: built without one."""
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, where: str = "") -> "Manifest":
+        version = (data or {}).get("schema_version", SCHEMA_VERSION)
+        if not isinstance(version, int) or version > SCHEMA_VERSION:
+            raise ManifestError(f"manifest schema_version {version!r} is newer than this reader "
+                                f"({SCHEMA_VERSION}): upgrade ragmem to read this build")
+        return super().from_dict(data, where)
+
+    def __getitem__(self, key: str) -> Any:
+        """The manifest as ``manifest.json`` spells it (for checks of the file format itself)."""
+        return self.to_dict()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_dict()
+
+
+def read_manifest(build_dir: Path) -> Manifest:
+    return Manifest.from_dict(json.loads((build_dir / MANIFEST_FILE).read_text()))
+
+
+def write_manifest(build_dir: Path, manifest: Manifest) -> None:
+    (build_dir / MANIFEST_FILE).write_text(json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2))

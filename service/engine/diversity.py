@@ -1,0 +1,59 @@
+"""The agents' diversity rules: which of the ranked candidates a search returns."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from indexing.collection import Collection
+from service.engine.model import SearchParams
+from service.engine.ranking import Ranked
+
+NEAR_DUPLICATE_COSINE = 0.95
+"""Two chunks whose embeddings have cosine >= this are near-duplicates (reposted articles)."""
+
+
+def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list[int]:
+    """Positions in ``ranked`` to return.
+
+    With ``diverse``: first the best chunk of each of the top ``min_docs`` documents, then fill
+    to ``top_k`` in score order with at most ``max_per_doc`` chunks per document, skipping any
+    chunk whose embedding has cosine >= NEAR_DUPLICATE_COSINE with one already chosen (these
+    corpora repost one article under several titles). Without it: the plain top_k.
+    """
+    n = len(ranked.rows)
+    if not params.diverse:
+        return list(range(min(params.top_k, n)))
+    doc_of = collection.store.chunk_doc_rows[ranked.rows] if n else np.zeros(0, np.int64)
+    vectors = collection.dense.reconstruct(ranked.rows[: min(n, max(params.top_k * 10, 100))])
+    chosen: list[int] = []
+    per_doc: Counter = Counter()
+
+    def near_duplicate(position: int) -> bool:
+        if position >= len(vectors) or not chosen:
+            return False
+        picked = vectors[[c for c in chosen if c < len(vectors)]]
+        return bool(picked.size) and float((picked @ vectors[position]).max()) >= NEAR_DUPLICATE_COSINE
+
+    rejected: set[int] = set()
+
+    def take(position: int) -> None:
+        if near_duplicate(position):
+            rejected.add(position)
+        else:
+            chosen.append(position)
+            per_doc[doc_of[position]] += 1
+
+    want_docs = min(params.min_docs, params.top_k)
+    for position in range(n):  # the best chunk of each of the top min_docs documents
+        if len(per_doc) >= want_docs:
+            break
+        if doc_of[position] not in per_doc:
+            take(position)
+    for position in range(n):  # then fill in score order, max_per_doc per document
+        if len(chosen) >= params.top_k:
+            break
+        if position not in chosen and position not in rejected and per_doc[doc_of[position]] < params.max_per_doc:
+            take(position)
+    return sorted(chosen)

@@ -1,0 +1,49 @@
+"""The retrieval modes, the default mode and the request limits: one table for every transport.
+
+HTTP builds its pydantic ``Literal`` and ``Field`` bounds from these values and MCP validates its
+tool arguments against them (through ``service.engine.requests``), so the two transports cannot
+drift apart: a request one accepts the other accepts too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from service.engine.fusion import FUSIONS
+
+GRAPH_MODES = ("graph", "hybrid+graph")
+MODES = ("hybrid", "bm25", "dense", *GRAPH_MODES, *(name for name in FUSIONS if name != "hybrid"))
+DEFAULT_MODE = "hybrid+graph"
+"""The best mode in docs/EVAL.md; collections built without the graph answer it as plain hybrid."""
+
+
+@dataclass(frozen=True)
+class Bound:
+    """An integer argument's default and its inclusive range."""
+
+    default: int
+    low: int
+    high: int
+
+    def holds(self, value: int) -> bool:
+        return self.low <= value <= self.high
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one search or context request may ask for.
+
+    ``max_query_chars`` is the static default of ``settings.max_query_chars`` (RAGMEM_MAX_QUERY_CHARS):
+    pydantic models are built at import, before settings exist, so HTTP's schema carries this
+    value and the engine checks the configured one on every ``search``.
+    """
+
+    top_k: Bound = Bound(default=10, low=1, high=100)
+    min_docs: Bound = Bound(default=5, low=0, high=100)
+    max_per_doc: Bound = Bound(default=2, low=1, high=100)
+    max_tokens: Bound = Bound(default=4000, low=32, high=200_000)
+    """Token budget of ``get_context``."""
+    max_query_chars: int = 4000
+
+
+LIMITS = QueryLimits()
