@@ -36,6 +36,7 @@ from urllib.parse import quote
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.logging_setup import quiet_libraries
 from eval.generated_corpus import EN_TOPICS, write_json_corpus
 from eval.local_server import ROOT, post_until_ready, server_process
 from eval.report_sections import emit_section
@@ -860,8 +861,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     selected = parse_only(args.only)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
     command = "python -m eval.bench_attack " + " ".join(argv if argv is not None else sys.argv[1:])
     started = time.perf_counter()
     rows: list[Case] = []

@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from service.logging_setup import quiet_libraries
 from eval.report_sections import emit_section
 from graphmem.memory import LARGE_WALK_STEPS, ChunkText, GraphLimits, GraphMemory, build_graph, load_graph, save_graph
 from graphmem.retrieve import GraphQueryParams, graph_search, graph_seeds, walk_from_seeds
-from indexing.embedder import configure_query_serving, load_embedder
+from indexing.embedder import QueryEncoding, load_embedder
 from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
 from indexing.lexical_index import top_rows
 from indexing.settings import Settings
@@ -251,15 +252,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the synthetic graph is kept here and reused by later runs")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("sentence_transformers", "transformers", "faiss", "jieba"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
     command = "python -m eval.bench_graph " + " ".join(argv if argv is not None else sys.argv[1:])
     run_started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-graph-") as tmp:
         build = build_cost(args.shared, Path(tmp))
-        configure_query_serving(Settings(data_dir=Path(tmp)))
-        real = real_collection_latency(build.pop("collection"), args.queries)
+        collection = build.pop("collection")
+        collection.query_encoding = QueryEncoding.for_serving(Settings(data_dir=Path(tmp)))
+        real = real_collection_latency(collection, args.queries)
 
     memory, synth = synthetic_graph(args.shared, args.chunks, args.seed, args.cache_dir)
     texts = [memory.triple_text(i) for i in range(0, memory.n_triples, max(1, memory.n_triples // 2000))]

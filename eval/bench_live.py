@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from service.logging_setup import quiet_libraries
 from eval.report_sections import emit_section
 from indexing.builder import build_collection
 from indexing.documents import Document
@@ -165,8 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
     command = "python -m eval.bench_live " + " ".join(argv if argv is not None else sys.argv[1:])
     run_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-live-") as tmp:

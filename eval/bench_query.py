@@ -39,6 +39,7 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
+from service.logging_setup import quiet_libraries
 from eval.report_sections import emit_section
 from indexing import publish
 from indexing.analyzer import Analyzer, default_analyzer
@@ -47,7 +48,7 @@ from indexing.build_writer import manifest_sections, write_build
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
 from indexing.documents import Document
-from indexing.embedder import configure_query_serving
+from indexing.embedder import QueryEncoding
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
@@ -525,8 +526,7 @@ def main(argv: list[str] | None = None) -> int:
     from eval.local_server import running_server
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    for noisy in ("httpx", "httpcore", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_libraries()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -542,14 +542,14 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         small_name, small_what, _ = build_small(args.shared, data_dir, settings, scratch)
         small_build_s = time.perf_counter() - t0
-        configure_query_serving(settings)  # in-process search() encodes queries like the server does
-        small = open_collection(data_dir, small_name)
+        encoding = QueryEncoding.for_serving(settings)  # in-process search() encodes queries like the server
+        small = open_collection(data_dir, small_name, query_encoding=encoding)
         synth = existing_synthetic(data_dir, args.chunks, args.seed, args.noise) if args.data_dir else None
         if synth is None:
             synth = build_synthetic(data_dir, small, args.shared, settings, args.chunks, args.seed, args.noise)
         else:
             log.info("reusing %s from %s", synth["name"], synth["build_dir"])
-        big = open_collection(data_dir, synth["name"])
+        big = open_collection(data_dir, synth["name"], query_encoding=encoding)
         queries = make_queries(small)
         log.info("%d queries, e.g. %s", len(queries), queries[:3])
 

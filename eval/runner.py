@@ -20,7 +20,7 @@ from eval.seed_baseline import SeedBaseline
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
 from indexing.embedding_cache import embedding_cache_dir
-from indexing.embedder import configure_query_serving
+from indexing.embedder import QueryEncoding
 from indexing.settings import Settings
 from service.engine import LIMITS, MODES, SearchParams, search
 
@@ -141,7 +141,9 @@ def run_eval(config: EvalConfig, settings: Settings) -> Path:
     collections = [_collection_for(dataset, settings) for dataset in datasets]
     for collection in collections:
         collection.graph_params = dataclasses.replace(collection.graph_params, walk_steps=config.graph_walk_steps)
-    configure_query_serving(settings)
+    encoding = QueryEncoding.for_serving(settings)
+    for collection in collections:
+        collection.query_encoding = encoding
     for dataset, collection in zip(datasets, collections):
         results["datasets"][dataset.name] = evaluate_dataset(dataset, config, settings, collection)
     (out_dir / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1))

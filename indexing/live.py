@@ -34,6 +34,7 @@ from indexing.builder import build_from_documents, chunk_documents
 from indexing.change_log import ChangeLog, NewChunk, PreparedDocument
 from indexing.collection import Collection, open_build
 from indexing.documents import Document
+from indexing.embedder import QueryEncoding
 from indexing.embedding_cache import embed_texts, open_embedding_cache
 from indexing.live_overlay import DeltaBM25, LiveDense, LiveLexical, LiveStore, alive_mask
 from indexing.settings import Settings
@@ -63,10 +64,11 @@ class WriteReport:
 
 
 class LiveCollection:
-    def __init__(self, name: str, build_dir: Path, settings: Settings) -> None:
+    def __init__(self, name: str, build_dir: Path, settings: Settings,
+                 query_encoding: QueryEncoding | None = None) -> None:
         self.name = name
         self.settings = settings
-        self.base = open_build(name, build_dir, settings.device)
+        self.base = open_build(name, build_dir, settings.device, query_encoding)
         self.root = build_dir.parent.parent
         self.build_dir = build_dir
         self._journal_path = journal_path(self.root, build_dir.name)

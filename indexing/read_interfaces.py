@@ -7,8 +7,8 @@ change journal on them (``LiveStore``, ``LiveLexical``, ``LiveDense`` in
 that code may use are declared here once; anything else (``StoreReader.full_documents``,
 ``VectorIndex.search``, ``LexicalIndex.retriever``, ...) exists on a published build only.
 
-Each member is here because the query path (``service.retrieval``, ``service.context``,
-``service.subgraph``, ``service.registry.describe``, the API metrics, ``eval``) reads it through
+Each member is here because the query path (``service.engine``: retrieval, context,
+subgraph; ``service.collections.registry.describe``, the API metrics, ``eval``) reads it through
 a Collection, or because a live overlay reads it from the view it wraps (noted "overlay").
 Data members are read-only properties: readers never assign them, and a plain attribute or a
 dataclass field satisfies a read-only property.

@@ -8,6 +8,8 @@ from typing import Optional
 
 import typer
 
+from service.logging_setup import setup_logging
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="ragmem: hybrid BM25 + FAISS retrieval with a knowledge-graph memory, for LLM agents.")
 
@@ -15,13 +17,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 @app.callback()
 def _root() -> None:
     """Keeps typer in sub-command mode (index, serve, mcp, eval, ...)."""
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("httpx", "sentence_transformers", "transformers", "faiss", "jieba", "bm25s"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @app.command()
@@ -36,7 +31,7 @@ def index(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Build (or refresh) a collection from CORPUS and publish it atomically."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from indexing.builder import build_collection
     from indexing.documents import CorpusError
     from indexing.embedder import EmbedderError
@@ -65,9 +60,9 @@ def serve(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the HTTP API (POST /rag_search, /rag_get_context, GET /collections, /metrics)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from indexing.settings import load_settings
-    from service.http_server import run_http
+    from service.http.server import run_http
 
     settings = load_settings(data_dir=data_dir, host=host, port=port, workers=workers)
     if corpus_root:
@@ -123,7 +118,7 @@ def add(
     Writes straight to the collection's journal; running servers pick the change up on their next
     request. Documents that cannot be used are listed by file and position; the others are added.
     """
-    _setup_logging(verbose)
+    setup_logging(verbose)
     from indexing.documents import CorpusError
     from indexing.loaders import load_corpus
 
@@ -157,7 +152,7 @@ def delete(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Delete documents from a live collection (one atomic batch)."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     report = _live(collection, data_dir).write([], doc_ids)
     typer.echo(f"collection {collection!r}: deleted {len(report.deleted)} (journal seq {report.seq})")
     if report.not_found:
@@ -172,7 +167,7 @@ def compact(
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Fold the live journal into a fresh build, published atomically."""
-    _setup_logging(verbose)
+    setup_logging(verbose)
     info = _live(collection, data_dir).compact()
     typer.echo(f"collection {collection!r}: compacted {info['previous_build_id']}+{info['previous_seq']} into "
                f"{info['build_id']} ({info['documents']} documents, {info['chunks']} chunks, {info['seconds']:.1f}s)")
@@ -214,7 +209,7 @@ def graph_export(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
 ) -> None:
     """Write the entity/chunk graph: relation, mention and synonym edges."""
-    _setup_logging(False)
+    setup_logging(False)
     from graphmem.export import write_graphml
 
     if format != "graphml":
@@ -234,15 +229,15 @@ def graph_show(
     data_dir: Optional[Path] = typer.Option(None, "--data-dir"),
 ) -> None:
     """Draw the triples the graph channel links to QUERY and the chunks supporting them."""
-    _setup_logging(False)
+    setup_logging(False)
     from graphmem.export import draw_subgraph
-    from indexing.embedder import configure_query_serving
+    from indexing.embedder import QueryEncoding
     from service.engine import graph_for_query
 
     settings, opened = _graph_collection(collection, data_dir)
     if not query.strip():
         raise typer.BadParameter("query must not be empty", param_hint="--query")
-    configure_query_serving(settings)
+    opened.query_encoding = QueryEncoding.for_serving(settings)
     result = graph_for_query(opened, query)
     path = draw_subgraph(opened.graph, result, out, _chunk_labeller(opened), title=query)
     memory = opened.graph
@@ -252,41 +247,20 @@ def graph_show(
     typer.echo(f"wrote {path} ({len(result.triples)} triples)")
 
 
-@app.command("eval")
-def eval_command(
-    datasets: Optional[list[Path]] = typer.Argument(None, help="Benchmark files (layout detected from content)."),
-    modes: Optional[str] = typer.Option(None, "--modes", help="Comma-separated modes (default: every available)."),
-    k: Optional[str] = typer.Option(None, "--k", help="Comma-separated cut-offs (default 1,2,5,10,20)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output directory (default eval/results/<run-id>)."),
-    url: Optional[str] = typer.Option(None, "--url", help="Query a live server instead of in-process retrieval."),
-    data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root for the eval collections."),
-    sample: bool = typer.Option(False, "--sample", help="Also run the small self-made sample benchmark."),
-    graph_walk_steps: Optional[int] = typer.Option(None, "--graph-walk-steps", min=1,
-                                                   help="Fixed PageRank steps for the graph modes "
-                                                        "(default: to convergence; large graphs use 3)."),
-    verbose: bool = typer.Option(False, "--verbose", "-v"),
-) -> None:
-    """Measure retrieval quality of every mode on QA benchmarks; writes results.json, report.md and a plot."""
-    _setup_logging(verbose)
-    import tempfile
+def _register_plugins() -> None:
+    """Commands other packages add (``ragmem eval`` comes from eval/, which imports service, not the
+    reverse): each entry point of the group ``ragmem.cli`` is a function taking this app."""
+    from importlib.metadata import entry_points
 
-    from eval.runner import DEFAULT_KS, EvalConfig, available_modes, run_eval
-    from eval.sample import write_sample
-    from indexing.settings import load_settings
+    for entry in entry_points(group=PLUGIN_GROUP):
+        try:
+            entry.load()(app)
+        except ImportError as exc:  # an optional package that is not installed
+            logging.getLogger("ragmem.cli").debug("CLI plugin %s unavailable: %s", entry.name, exc)
 
-    paths = list(datasets or [])
-    if sample or not paths:
-        paths.append(write_sample(Path(tempfile.mkdtemp(prefix="ragmem-sample-"))))
-    chosen = [m.strip() for m in modes.split(",")] if modes else available_modes()
-    unknown = sorted(set(chosen) - set(available_modes()))
-    if unknown:
-        raise typer.BadParameter(f"unknown modes {unknown}; available: {', '.join(available_modes())}")
-    ks = tuple(int(x) for x in k.split(",")) if k else DEFAULT_KS
-    settings = load_settings(data_dir=data_dir)
-    out_dir = run_eval(EvalConfig(datasets=paths, modes=chosen, ks=ks, out_dir=out, url=url,
-                                    graph_walk_steps=graph_walk_steps), settings)
-    typer.echo((out_dir / "report.md").read_text())
-    typer.echo(f"results: {out_dir / 'results.json'}  plot: {out_dir / 'recall_at_k.png'}")
+
+PLUGIN_GROUP = "ragmem.cli"
+_register_plugins()
 
 
 def main() -> None:  # pragma: no cover

@@ -39,13 +39,13 @@ from mcp.types import ToolAnnotations
 from pydantic import Field
 
 from indexing.collection import Collection
-from indexing.embedder import configure_query_serving
+from indexing.embedder import QueryEncoding
 from indexing.settings import Settings, load_settings
 from service.engine import (DEFAULT_MODE, LIMITS, MODES, InvalidQuery, SearchParams, build_params, check_bound,
                             get_context, search, subgraph_for)
-from service.errors import Building, Forbidden, ServiceError
+from service.collections.errors import Building, Forbidden, ServiceError
 from service.formatting import format_context_text, format_search_text, format_stats_text
-from service.registry import CollectionRegistry
+from service.collections.registry import CollectionRegistry
 
 log = logging.getLogger("ragmem.service.mcp")
 
@@ -225,8 +225,7 @@ def run_mcp(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1
     if transport not in TRANSPORTS:
         raise ValueError(f"unknown transport {transport!r}; expected one of {', '.join(TRANSPORTS)}")
     _setup_logging(logging.getLogger().isEnabledFor(logging.DEBUG))
-    configure_query_serving(settings)
-    registry = CollectionRegistry(settings)
+    registry = CollectionRegistry(settings, QueryEncoding.for_serving(settings))
     server = build_mcp_server(registry)
     roots = ", ".join(str(root) for root in registry.roots)
     try:

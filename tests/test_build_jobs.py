@@ -16,8 +16,8 @@ from indexing.documents import CorpusError
 from indexing.live import open_live
 from indexing.loaders import document_from_record
 from indexing.settings import Settings
-from service.errors import BadCorpus, Forbidden, QuotaExceeded, Unauthorized
-from service.registry import Building, CollectionRegistry
+from service.collections.errors import BadCorpus, Forbidden, QuotaExceeded, Unauthorized
+from service.collections.registry import Building, CollectionRegistry
 from eval.generated_corpus import make_documents, write_json_corpus
 
 

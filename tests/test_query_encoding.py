@@ -99,12 +99,9 @@ def test_onnx_encoder_declines_pipelines_it_cannot_reproduce(embedder, tmp_path)
 def test_encode_query_uses_configured_backend(embedder, tmp_path):
     from indexing import embedder as embedder_module
 
-    embedder_module.configure_query_encoding("auto", 1, tmp_path / "onnx")
-    try:
-        fresh = embedder_module.Embedder(name=embedder.name, model=embedder.model, device=embedder.device)
-        vector = fresh.encode_query("大熊猫吃什么")
-        assert vector.shape == (1, embedder.dimension)
-        assert float(vector[0] @ embedder.encode(["大熊猫吃什么"])[0]) > 0.9999
-        assert list((tmp_path / "onnx").glob("*.onnx"))
-    finally:
-        embedder_module.configure_query_encoding("torch", 0, None)
+    fresh = embedder_module.Embedder(name=embedder.name, model=embedder.model, device=embedder.device)
+    fresh.serve_queries(embedder_module.QueryEncoding("auto", 1, tmp_path / "onnx"))
+    vector = fresh.encode_query("大熊猫吃什么")
+    assert vector.shape == (1, embedder.dimension)
+    assert float(vector[0] @ embedder.encode(["大熊猫吃什么"])[0]) > 0.9999
+    assert list((tmp_path / "onnx").glob("*.onnx"))

@@ -1,6 +1,6 @@
 """The query engine: retrieval, fusion, context packing and subgraphs, apart from any transport.
 
-HTTP (``service.api``), MCP (``service.mcp_server``), the CLI and the eval harness call these
+HTTP (``service.http.app``), MCP (``service.mcp_server``), the CLI and the eval harness call these
 functions and only serialise what they return; no ranking logic lives in a transport, and
 nothing here imports one.
 

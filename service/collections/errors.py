@@ -1,7 +1,7 @@
 """Errors a caller can act on, raised by the registry, the corpus gate and the write paths.
 
 Plain domain errors: no transport's codes in them. HTTP maps each class to a status code
-(``service.http_errors.STATUS``); MCP turns them into tool-error text (``service.mcp_server``).
+(``service.http.errors.STATUS``); MCP turns them into tool-error text (``service.mcp_server``).
 ``headers`` carries transport-neutral hints such as ``Retry-After``, ``extra`` structured detail.
 """
 

@@ -7,11 +7,11 @@ import time
 from fastapi import Depends, FastAPI
 
 from indexing.settings import Settings
-from service.api_models import AddDocumentsRequest, CompactResponse, DeleteDocumentsRequest, WriteResponse
-from service.auth import require_writer
-from service.errors import NotFound
-from service.live_documents import add_documents, delete_document, delete_documents
-from service.registry import CollectionRegistry
+from service.http.models import AddDocumentsRequest, CompactResponse, DeleteDocumentsRequest, WriteResponse
+from service.http.auth import require_writer
+from service.collections.errors import NotFound
+from service.collections.live_documents import add_documents, delete_document, delete_documents
+from service.collections.registry import CollectionRegistry
 
 
 def add_write_routes(app: FastAPI, registry: CollectionRegistry, settings: Settings) -> None:

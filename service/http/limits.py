@@ -9,7 +9,7 @@
   process still reports itself alive).
 
 Checks run cheapest first: a header scan, then a counter, and only admitted requests get their
-``receive`` wrapped. Plain ASGI rather than ``BaseHTTPMiddleware`` (see ``service.metrics``).
+``receive`` wrapped. Plain ASGI rather than ``BaseHTTPMiddleware`` (see ``service.http.metrics``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import json
 import logging
 from typing import Awaitable, Callable, MutableMapping
 
-log = logging.getLogger("ragmem.service.http_limits")
+log = logging.getLogger("ragmem.service.http.limits")
 
 Message = MutableMapping[str, object]
 Receive = Callable[[], Awaitable[Message]]

@@ -14,7 +14,7 @@ from typing import Callable
 from fastapi import Request
 
 from indexing.settings import Settings
-from service.errors import Unauthorized
+from service.collections.errors import Unauthorized
 
 
 def _header_bytes(value: str) -> bytes:

@@ -1,8 +1,8 @@
 """How the HTTP transport answers the domain's errors: the status code table and the handlers.
 
-``service.errors`` and the engine know nothing of HTTP; this table is the one place a
+``service.collections.errors`` and the engine know nothing of HTTP; this table is the one place a
 ``NotFound`` becomes a 404. MCP maps the same errors to tool-error text instead
-(``service.mcp_server``). The request-limit middleware (``service.http_limits``) answers its own
+(``service.mcp_server``). The request-limit middleware (``service.http.limits``) answers its own
 413/408/503 before any of this runs.
 """
 
@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from service.engine import InvalidQuery
-from service.errors import (BadCorpus, Building, Busy, CorpusTooLarge, Forbidden, NotFound, QuotaExceeded,
+from service.collections.errors import (BadCorpus, Building, Busy, CorpusTooLarge, Forbidden, NotFound, QuotaExceeded,
                             ServiceError, Unauthorized, Unprocessable)
 
 STATUS: dict[type[ServiceError], int] = {

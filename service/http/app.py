@@ -1,7 +1,7 @@
 """The HTTP API: ``POST /rag_search``, ``POST /rag_get_context``, collections, health and metrics.
 
-This module assembles the app: middleware, the error table (``service.http_errors``) and the
-routes, one module per concern (``service.http_routes_query``, ``_write``, ``_collections``).
+This module assembles the app: middleware, the error table (``service.http.errors``) and the
+routes, one module per concern (``service.http.routes_query``, ``_write``, ``_collections``).
 Retrieval itself is the engine's (``service.engine``).
 """
 
@@ -11,22 +11,21 @@ import logging
 
 from fastapi import FastAPI
 
-from indexing.embedder import configure_query_serving
+from indexing.embedder import QueryEncoding
 from indexing.settings import Settings
-from service.http_errors import install_error_handlers
-from service.http_limits import RequestLimits
-from service.http_routes_collections import add_collection_routes
-from service.http_routes_query import add_query_routes
-from service.http_routes_write import add_write_routes
-from service.metrics import RequestMetrics, create_metrics
-from service.registry import CollectionRegistry
+from service.http.errors import install_error_handlers
+from service.http.limits import RequestLimits
+from service.http.routes_collections import add_collection_routes
+from service.http.routes_query import add_query_routes
+from service.http.routes_write import add_write_routes
+from service.http.metrics import RequestMetrics, create_metrics
+from service.collections.registry import CollectionRegistry
 
-log = logging.getLogger("ragmem.service.api")
+log = logging.getLogger("ragmem.service.http.app")
 
 
 def create_app(settings: Settings, registry: CollectionRegistry | None = None) -> FastAPI:
-    configure_query_serving(settings)
-    registry = registry or CollectionRegistry(settings)
+    registry = registry or CollectionRegistry(settings, QueryEncoding.for_serving(settings))
     metrics = create_metrics()
     app = FastAPI(title="ragmem", version="0.1.0",
                   description="Hybrid BM25 + dense retrieval with cited, diverse results for LLM agents.")

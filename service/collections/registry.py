@@ -1,9 +1,9 @@
 """Collections as the service sees them: loaded once, swapped atomically, built on demand.
 
-``json_path`` lets agents keep passing file paths; :mod:`service.corpus_paths` decides which
-file a path names, :mod:`service.build_jobs` builds it (a path seen for the first time, or
+``json_path`` lets agents keep passing file paths; :mod:`service.collections.corpus_paths` decides which
+file a path names, :mod:`service.collections.build_jobs` builds it (a path seen for the first time, or
 changed since, is indexed once; concurrent requests share that build) and
-:mod:`service.path_quota` bounds what such builds may take from the data root.
+:mod:`service.collections.path_quota` bounds what such builds may take from the data root.
 """
 
 from __future__ import annotations
@@ -18,16 +18,17 @@ from typing import Callable, TypeVar
 from indexing import publish
 from indexing.build_format import read_manifest
 from indexing.collection import Collection
+from indexing.embedder import QueryEncoding
 from indexing.file_gate import corpus_signature
 from indexing.live import LiveCollection, StaleBuild, WriteReport
 from indexing.settings import Settings
-from service.build_jobs import BuildJob, BuildJobs
-from service.corpus_paths import CorpusPaths
-from service.errors import (BadCorpus, Building, CorpusTooLarge, Forbidden, NotFound, ServiceError,  # noqa: F401
+from service.collections.build_jobs import BuildJob, BuildJobs
+from service.collections.corpus_paths import CorpusPaths
+from service.collections.errors import (BadCorpus, Building, CorpusTooLarge, Forbidden, NotFound, ServiceError,  # noqa: F401
                             Unauthorized)
-from service.path_quota import PathQuota
+from service.collections.path_quota import PathQuota
 
-log = logging.getLogger("ragmem.service.registry")
+log = logging.getLogger("ragmem.service.collections.registry")
 T = TypeVar("T")
 
 MAX_SKIPPED_SHOWN = 100
@@ -35,8 +36,10 @@ MAX_SKIPPED_SHOWN = 100
 
 
 class CollectionRegistry:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, query_encoding: QueryEncoding | None = None) -> None:
         self.settings = settings
+        self.query_encoding = query_encoding
+        """How the collections this registry serves encode queries (None: torch, as index builds do)."""
         self.data_dir = Path(settings.data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.paths = CorpusPaths(self.data_dir, list(settings.corpus_roots))
@@ -79,7 +82,7 @@ class CollectionRegistry:
         with self._lock:
             cached = self._loaded.get(name)
             if cached is None or cached.build_dir != build_dir:
-                cached = LiveCollection(name, build_dir, self.settings)
+                cached = LiveCollection(name, build_dir, self.settings, self.query_encoding)
                 self._loaded[name] = cached  # in-flight queries keep their reference to the old build
                 log.info("loaded collection %s build %s", name, build_dir.name)
             return cached

@@ -7,9 +7,9 @@ from typing import Any
 from indexing.documents import Document
 from indexing.live import WriteReport
 from indexing.loaders import document_from_record
-from service.api_models import AddedDocument, RejectedDocument, WriteResponse
-from service.errors import BadCorpus, NotFound, Unprocessable
-from service.registry import CollectionRegistry
+from service.http.models import AddedDocument, RejectedDocument, WriteResponse
+from service.collections.errors import BadCorpus, NotFound, Unprocessable
+from service.collections.registry import CollectionRegistry
 
 
 def add_documents(registry: CollectionRegistry, name: str, items: list[Any], max_batch: int) -> WriteResponse:

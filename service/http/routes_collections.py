@@ -7,10 +7,10 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from indexing.settings import Settings
-from service.auth import require_metrics_reader, require_reader
-from service.errors import ServiceError
-from service.metrics import Metrics
-from service.registry import CollectionRegistry
+from service.http.auth import require_metrics_reader, require_reader
+from service.collections.errors import ServiceError
+from service.http.metrics import Metrics
+from service.collections.registry import CollectionRegistry
 
 
 def add_collection_routes(app: FastAPI, registry: CollectionRegistry, settings: Settings, metrics: Metrics) -> None:

@@ -4,7 +4,7 @@ uvicorn closes a keep-alive connection that stays idle after a response (``timeo
 but a connection that sends nothing, or only part of a request head, is kept open forever: a
 handful of such clients holds sockets and file descriptors indefinitely (slowloris).
 ``HeaderTimeoutProtocol`` closes those after ``request_header_timeout_seconds``; the body phase is
-bounded by ``service.http_limits`` and the idle phase by ``timeout_keep_alive``.
+bounded by ``service.http.limits`` and the idle phase by ``timeout_keep_alive``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from indexing.settings import Settings
-from service.http_limits import detail_body
+from service.http.limits import detail_body
 
-log = logging.getLogger("ragmem.service.http_server")
+log = logging.getLogger("ragmem.service.http.server")
 
-WORKER_APP_FACTORY = "service.api:app_from_environment"
+WORKER_APP_FACTORY = "service.http.app:app_from_environment"
 
 
 class HeaderTimeoutProtocol(HttpToolsProtocol):
@@ -103,7 +103,7 @@ def run_http(settings: Settings, log_level: str) -> None:
     """Serve the API on ``settings.host:port`` until interrupted.
 
     ``limit_concurrency`` stays None: uvicorn's own limit answers a bare 503 and counts connections,
-    whereas ``service.http_limits`` counts requests and answers a JSON 503 with ``Retry-After``.
+    whereas ``service.http.limits`` counts requests and answers a JSON 503 with ``Retry-After``.
     """
     import uvicorn
 
@@ -111,7 +111,7 @@ def run_http(settings: Settings, log_level: str) -> None:
                                    http=protocol_for(settings), timeout_keep_alive=settings.keep_alive_seconds,
                                    limit_concurrency=None)
     if settings.workers == 1:
-        from service.api import create_app
+        from service.http.app import create_app
 
         uvicorn.run(create_app(settings), **options)
         return

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from indexing import publish
-from service.errors import BadCorpus, Forbidden, NotFound
+from service.collections.errors import BadCorpus, Forbidden, NotFound
 
 LEGACY_SUFFIX = ".chunks.db"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from indexing import publish
 from indexing.embedding_cache import embedding_cache_dir
-from service.errors import QuotaExceeded
+from service.collections.errors import QuotaExceeded
 
 BUILD_BYTES_PER_CORPUS_BYTE = 80
 """Expected bytes written (build + embedding cache) per corpus byte read, rounded up from the 73x

@@ -23,7 +23,7 @@ from indexing.documents import CorpusError, CorpusTooLarge
 from indexing.file_gate import ReadLimits
 from indexing.settings import Settings
 
-log = logging.getLogger("ragmem.service.build_jobs")
+log = logging.getLogger("ragmem.service.collections.build_jobs")
 
 
 class BuildCancelled(Exception):

@@ -12,13 +12,13 @@ from fastapi.responses import PlainTextResponse
 from indexing.collection import Collection
 from indexing.settings import Settings
 from service import formatting
-from service.api_models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
+from service.http.models import (ContextBlockOut, ContextRequest, ContextResponse, SearchHit, SearchRequest,
                                 SearchResponse)
-from service.auth import may_build, require_reader
+from service.http.auth import may_build, require_reader
 from service.engine import (ContextResult, SearchFilters, SearchParams, SearchResult, build_params, get_context,
                             search, subgraph_for)
-from service.metrics import MODE_SCOPE_KEY
-from service.registry import CollectionRegistry
+from service.http.metrics import MODE_SCOPE_KEY
+from service.collections.registry import CollectionRegistry
 
 _QUERY_RESPONSES = {200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}}
 

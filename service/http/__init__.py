@@ -1,0 +1,1 @@
+"""The HTTP transport: FastAPI app, request/response models, auth, limits and metrics."""
