@@ -37,10 +37,9 @@ from urllib.parse import quote
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from service.logging_setup import quiet_libraries
 from eval.generated_corpus import EN_TOPICS, write_json_corpus
 from eval.local_server import ROOT, post_until_ready, server_process
-from eval.report_sections import emit_section
+from eval.report_sections import emit_section, start_bench
 
 log = logging.getLogger("ragmem.bench.attack")
 SECTION = "bench-attack"
@@ -884,9 +883,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--server-memory-gib", type=float, default=6.0, help="RLIMIT_DATA of each server")
     args = parser.parse_args(argv)
     selected = parse_only(args.only)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    quiet_libraries()
-    command = "python -m eval.bench_attack " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = start_bench("eval.bench_attack", argv)
     started = time.perf_counter()
     rows: list[Case] = []
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-attack-") as tmp:

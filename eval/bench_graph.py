@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from service.logging_setup import quiet_libraries
-from eval.report_sections import emit_section
+from eval.report_sections import emit_section, start_bench
 from graphmem.memory import LARGE_WALK_STEPS, ChunkText, GraphLimits, GraphMemory, build_graph, load_graph, save_graph
 from graphmem.retrieve import GraphQueryParams, graph_search, graph_seeds, walk_from_seeds
 from indexing.embedder import QueryEncoding, load_embedder
@@ -251,9 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache-dir", type=Path, default=Path("data/.cache/bench"),
                         help="the synthetic graph is kept here and reused by later runs")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    quiet_libraries()
-    command = "python -m eval.bench_graph " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = start_bench("eval.bench_graph", argv)
     run_started = time.perf_counter()
 
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-graph-") as tmp:

@@ -26,8 +26,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.logging_setup import quiet_libraries
-from eval.report_sections import emit_section
+from eval.report_sections import emit_section, start_bench
 from indexing.builder import build_collection
 from indexing.documents import Document
 from indexing.live import open_live
@@ -165,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    quiet_libraries()
-    command = "python -m eval.bench_live " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = start_bench("eval.bench_live", argv)
     run_started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-live-") as tmp:
         data_dir = Path(tmp) / "data"

@@ -39,8 +39,7 @@ import httpx
 import numpy as np
 from tqdm.auto import tqdm
 
-from service.logging_setup import quiet_libraries
-from eval.report_sections import emit_section
+from eval.report_sections import emit_section, start_bench
 from indexing import publish
 from indexing.analyzer import Analyzer, default_analyzer
 from indexing.build_format import CorpusInfo, read_manifest, utc_timestamp
@@ -525,13 +524,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from eval.local_server import running_server
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
-    quiet_libraries()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     run_started = time.perf_counter()
-    command = "python -m eval.bench_query " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = start_bench("eval.bench_query", argv)
 
     with tempfile.TemporaryDirectory(prefix="ragmem-bench-query-") as tmp:
         scratch = Path(tmp)

@@ -25,3 +25,14 @@ def emit_section(path: Path, name: str, lines: list[str]) -> int:
     write_section(path, name, body)
     sys.stdout.write(body + "\n")
     return 0
+
+
+def start_bench(module: str, argv: list[str] | None) -> str:
+    """Log set-up every benchmark shares; returns the command line that the report records."""
+    import logging
+
+    from service.logging_setup import quiet_libraries
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    quiet_libraries()
+    return f"python -m {module} " + " ".join(argv if argv is not None else sys.argv[1:])
