@@ -44,7 +44,7 @@ class CorpusPaths:
                 real = Path(os.path.realpath(option))
                 if _within(real, self.data_root):
                     raise Forbidden(f"json_path may not point into ragmem's data root: {raw}")
-                if not self.allowed(real):
+                if not any(_within(real, root) for root in self.roots):
                     continue
                 inside_any = True
                 try:
@@ -55,9 +55,6 @@ class CorpusPaths:
         if not inside_any:
             raise Forbidden(f"json_path is outside the allowed roots: {raw}")
         raise NotFound(f"no such corpus: {raw}")
-
-    def allowed(self, real: Path) -> bool:
-        return any(_within(real, root) for root in self.roots) and not _within(real, self.data_root)
 
     def shown(self, real: Path) -> str:
         """How a corpus path is shown to callers: relative to its corpus root, never absolute."""

@@ -112,7 +112,7 @@ class CollectionRegistry:
         """What ``rag_document_stats`` reports, plus build status while a build runs."""
         job = self.builds.job_for_name(name)
         info: dict = {"name": name}
-        if job is not None and (job.error or (job.future is not None and not job.future.done())):
+        if job is not None and (job.error or job.running):
             info["build"] = job.describe()
         try:
             build_dir = publish.current_build_dir(self.data_dir, name)
@@ -170,7 +170,7 @@ class CollectionRegistry:
             return self.get(name)
         job = self.builds.job(path)
         if job is not None and job.signature == signature and job.error:
-            raise (CorpusTooLarge if job.too_large else BadCorpus)(f"cannot index {raw}: {job.error}")
+            raise _build_failure(job, raw)
         if not may_build:
             raise Unauthorized(f"building a collection for a new or changed json_path needs the "
                                f"{self.settings.path_build_auth} key (RAGMEM_PATH_BUILD_AUTH)",
@@ -207,10 +207,15 @@ class CollectionRegistry:
                            f"progress at GET /collections/{job.name}", {"Retry-After": str(retry)},
                            {"collection": job.name, **job.describe()}) from None
         if job.error:
-            raise (CorpusTooLarge if job.too_large else BadCorpus)(f"cannot index {raw}: {job.error}")
+            raise _build_failure(job, raw)
 
     def cancel_build(self, name: str) -> bool:
         return self.builds.cancel(name)
 
     def close(self) -> None:
         self.builds.close()
+
+
+def _build_failure(job: BuildJob, raw: str) -> BadCorpus | CorpusTooLarge:
+    """What a caller gets for a failed json_path build: 413 for a corpus over a read limit, else 400."""
+    return (CorpusTooLarge if job.too_large else BadCorpus)(f"cannot index {raw}: {job.error}")
