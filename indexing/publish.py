@@ -20,7 +20,6 @@ from typing import Iterator
 
 from indexing.build_format import (BUILDS_DIR, CURRENT_FILE, LOCK_FILE, MANIFEST_FILE, build_path,
                                    current_pointer_temp, journal_files, staging_path, staging_pattern)
-from indexing.build_format import LIVE_DIR  # noqa: F401  (tests/test_build_jobs.py reads publish.LIVE_DIR)
 
 log = logging.getLogger("ragmem.indexing.publish")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from indexing import publish
+from indexing.build_format import LIVE_DIR
 from indexing.builder import build_collection
 from indexing.documents import CorpusError
 from indexing.live import open_live
@@ -156,7 +157,7 @@ def test_compacting_to_empty_and_pruned_journals(tmp_path):
     live = open_live(settings.data_dir, "c", settings)
     live.write([document_from_record({"doc_id": "n1", "title": "Note", "content": "Okapi notes."}, 0, "t")], [])
     first_build = live.build_dir.name
-    journal_files = list((settings.data_dir / "c" / publish.LIVE_DIR).glob(f"{first_build}.sqlite*"))
+    journal_files = list((settings.data_dir / "c" / LIVE_DIR).glob(f"{first_build}.sqlite*"))
     assert journal_files
     doc_ids = [d["doc_id"] for d in live.snapshot().store.documents()]
     live.write([], doc_ids)
