@@ -38,7 +38,7 @@ test: install
 	$(BIN)/python -m pytest -q
 
 eval: install
-	$(BIN)/ragmem eval $(if $(wildcard $(SHARED)/bench),$(SHARED)/bench/hotpotqa_100.json $(SHARED)/bench/musique_100.json $(SHARED)/bench/cmrc2018_trial.json,--sample) --data-dir "$(DATA_DIR)"
+	$(BIN)/ragmem eval $(if $(wildcard $(SHARED)/bench),$(SHARED)/bench/hotpotqa_100.json $(SHARED)/bench/musique_100.json $(SHARED)/bench/cmrc2018_trial.json $(SHARED)/bench/xquad_en2zh.json $(SHARED)/bench/xquad_zh2en.json,--sample) --data-dir "$(DATA_DIR)"
 
 bench: bench-index bench-query bench-graph bench-live bench-attack
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexing.embedder import Embedder
+from indexing.embedder import TextEmbedder
 from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
 
 CHUNK_CHARS = 1500
@@ -22,12 +22,12 @@ def char_chunks(text: str, size: int = CHUNK_CHARS, overlap: int = OVERLAP_CHARS
 
 @dataclass
 class SeedBaseline:
-    embedder: Embedder
+    embedder: TextEmbedder
     keys: list[str]
     vectors: np.ndarray
 
     @classmethod
-    def build(cls, documents: list[dict], embedder: Embedder, cache_dir: Path) -> "SeedBaseline":
+    def build(cls, documents: list[dict], embedder: TextEmbedder, cache_dir: Path) -> "SeedBaseline":
         keys, texts = [], []
         for doc in documents:
             for chunk in char_chunks(f"{doc['title']}\n\n{doc['text']}"):
@@ -42,6 +42,6 @@ class SeedBaseline:
 
     def search(self, query: str, k: int) -> list[str]:
         """Encode, cosine against every chunk, argsort: the old tool's per-query work."""
-        scores = self.vectors @ self.embedder.encode([query])[0]
+        scores = self.vectors @ self.embedder.encode_queries([query])[0]
         order = np.argsort(-scores)[:k]
         return [self.keys[i] for i in order]

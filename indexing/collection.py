@@ -12,7 +12,7 @@ from graphmem.retrieve import GraphQueryParams
 from indexing import publish
 from indexing.analyzer import Analyzer
 from indexing.build_format import BM25_DIR, FAISS_FILE, GRAPH_DIR, STORE_FILE, Manifest, read_manifest
-from indexing.embedder import Embedder, QueryEncoding, load_embedder
+from indexing.embedder import QueryEncoding, TextEmbedder, embedder_for_build
 from indexing.lexical_index import LexicalIndex
 from indexing.read_interfaces import ChunkStore, DenseLeg, LexicalLeg
 from indexing.store import StoreReader
@@ -33,7 +33,7 @@ class Collection:
     dense: DenseLeg
     analyzer: Analyzer
     device: str | None = None
-    _embedder: Embedder | None = field(default=None, repr=False)
+    _embedder: TextEmbedder | None = field(default=None, repr=False)
     graph_params: GraphQueryParams = field(default_factory=GraphQueryParams)
     _graph: GraphMemory | None = field(default=None, repr=False)
     _graph_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -49,10 +49,10 @@ class Collection:
     """How this process encodes queries (serving processes pass one; None: the embedder's default)."""
 
     @property
-    def embedder(self) -> Embedder:
+    def embedder(self) -> TextEmbedder:
         """The model that embedded this build (queries must use the same one)."""
         if self._embedder is None:
-            embedder = load_embedder(self.manifest.embedder.name, self.device)
+            embedder = embedder_for_build(self.manifest.embedder, device=self.device)
             if self.query_encoding is not None:
                 embedder.serve_queries(self.query_encoding)
             self._embedder = embedder

@@ -484,11 +484,14 @@ class TorchBackend:
 class OrtBackend:
     """Mean-pooled window vectors from an exported ONNX graph (see :func:`export_onnx`)."""
 
-    def __init__(self, path: Path, threads: int | None = 2, providers: Sequence[str] | None = None) -> None:
+    def __init__(self, path: Path, threads: int | None = 2, providers: Sequence[str] | None = None,
+                 spinning: bool = True) -> None:
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = max(1, threads or 1)
+        if not spinning:  # query sessions: idle threads sleep instead of burning the cores builds need
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         options.inter_op_num_threads = 1
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
         if providers is None:
@@ -605,6 +608,12 @@ class E5Tokenizer:
     """Token counting and offsets the way the engine sees text (ragmem's chunk budgets and cuts)."""
 
     tokenizer: "Tokenizer" = field(repr=False)
+
+    def __repr__(self) -> str:  # tokenizers' custom-normaliser Tokenizer raises in its own repr
+        return "E5Tokenizer(multilingual-e5-small)"
+
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # pretty-printers (IPython, hypothesis) too
+        printer.text(repr(self))
 
     @classmethod
     def load(cls, model_path: str | Path | None = None) -> "E5Tokenizer":

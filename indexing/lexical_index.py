@@ -81,6 +81,13 @@ class LexicalIndex:
             scores += np.float32(nonoccurrence[ids].sum())
         return scores
 
+    def term_coverage(self, query_terms: Sequence[str]) -> float:
+        distinct = set(query_terms)
+        if not distinct:
+            return 0.0
+        vocab = self.retriever.vocab_dict
+        return sum(term in vocab for term in distinct) / len(distinct)
+
     def top_k(self, query_terms: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:
         """(rows, scores) of the k best-scoring chunks with a positive score, best first."""
         result = self.search(query_terms, k)

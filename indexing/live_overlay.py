@@ -126,6 +126,15 @@ class LiveLexical:
         scores[~self.alive] = 0.0
         return scores
 
+    def term_coverage(self, query_terms: Sequence[str]) -> float:
+        """Base vocabulary or terms the journal added (a deleted chunk's terms may still count)."""
+        distinct = set(query_terms)
+        if not distinct:
+            return 0.0
+        base_share = self.base.term_coverage(query_terms) * len(distinct)
+        journal_only = sum(1 for t in distinct if t in self.delta.columns and self.base.term_coverage([t]) == 0.0)
+        return (base_share + journal_only) / len(distinct)
+
     def search(self, query_terms: Sequence[str], k: int, allowed: np.ndarray | None = None,
                extra_rows: np.ndarray | None = None) -> LexicalResult:
         return search_scores(self.scores(query_terms), k, allowed, extra_rows)

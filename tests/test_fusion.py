@@ -46,9 +46,3 @@ def test_max_normalised_and_rrf_hand_computed():
     assert ranked.score[1] == pytest.approx((fusion.RRF_K + 1) / (fusion.RRF_K + 2))
 
 
-def test_adaptive_weight_follows_cjk_share():
-    assert fusion.adaptive_bm25_weight("who founded the journal", False) == 0.5
-    assert fusion.adaptive_bm25_weight("谁创办了这本期刊", False) == pytest.approx(0.95)
-    mixed = fusion.adaptive_bm25_weight("Nature 期刊 founded by", False)
-    assert 0.5 < mixed < 0.95
-    assert fusion.adaptive_bm25_weight("谁创办了这本期刊", True) == 0.5

@@ -70,12 +70,12 @@ def test_batcher_isolates_a_failing_query_from_its_batch_mates():
     assert batcher.encode("still alive")[0, 0] == len("still alive")
 
 
-def test_onnx_encoder_matches_torch_and_reuses_its_export(embedder, tmp_path):
+def test_onnx_encoder_matches_torch_and_reuses_its_export(minilm, tmp_path):
     pytest.importorskip("onnxruntime")
-    encoder = onnx_query_encoder.create(embedder, tmp_path, threads=1)
+    encoder = onnx_query_encoder.create(minilm, tmp_path, threads=1)
     assert encoder is not None
     fast = np.vstack([encoder.encode([q]) for q in QUERIES])
-    reference = embedder.encode(QUERIES)
+    reference = minilm.encode(QUERIES)
     assert fast.dtype == np.float32 and fast.shape == reference.shape
     assert np.allclose(np.linalg.norm(fast, axis=1), 1.0, atol=1e-5)
     assert float((fast * reference).sum(axis=1).min()) > 0.9999
@@ -84,24 +84,25 @@ def test_onnx_encoder_matches_torch_and_reuses_its_export(embedder, tmp_path):
     exports = list(tmp_path.glob("*.onnx"))
     assert len(exports) == 1 and not list(tmp_path.glob("*.tmp"))
     stamp = exports[0].stat().st_mtime_ns
-    assert onnx_query_encoder.create(embedder, tmp_path, threads=1) is not None
+    assert onnx_query_encoder.create(minilm, tmp_path, threads=1) is not None
     assert exports[0].stat().st_mtime_ns == stamp
 
 
-def test_onnx_encoder_declines_pipelines_it_cannot_reproduce(embedder, tmp_path):
+def test_onnx_encoder_declines_pipelines_it_cannot_reproduce(minilm, tmp_path):
     from dataclasses import replace
 
-    on_gpu = replace(embedder, device="cuda")  # a copy that claims another device; the model is untouched
+    on_gpu = replace(minilm, device="cuda")  # a copy that claims another device; the model is untouched
     assert onnx_query_encoder.create(on_gpu, tmp_path, threads=1) is None
     assert not list(tmp_path.glob("*.onnx"))
 
 
-def test_encode_query_uses_configured_backend(embedder, tmp_path):
+def test_encode_query_uses_configured_backend(minilm, tmp_path):
     from indexing import embedder as embedder_module
+    from indexing.st_embedder import SentenceTransformerEmbedder
 
-    fresh = embedder_module.Embedder(name=embedder.name, model=embedder.model, device=embedder.device)
+    fresh = SentenceTransformerEmbedder(name=minilm.name, model=minilm.model, device=minilm.device)
     fresh.serve_queries(embedder_module.QueryEncoding("auto", 1, tmp_path / "onnx"))
     vector = fresh.encode_query("大熊猫吃什么")
-    assert vector.shape == (1, embedder.dimension)
-    assert float(vector[0] @ embedder.encode(["大熊猫吃什么"])[0]) > 0.9999
+    assert vector.shape == (1, minilm.dimension)
+    assert float(vector[0] @ minilm.encode(["大熊猫吃什么"])[0]) > 0.9999
     assert list((tmp_path / "onnx").glob("*.onnx"))

@@ -10,8 +10,22 @@ from indexing.collection import Collection
 from service.engine.model import SearchParams
 from service.engine.ranking import Ranked
 
-NEAR_DUPLICATE_COSINE = 0.95
+NEAR_DUPLICATE_COSINE = 0.9
+"""See ``near_duplicate_cutoff``: 0.9 of the way from a typical candidate pair to identical."""
 """Two chunks whose embeddings have cosine >= this are near-duplicates (reposted articles)."""
+
+
+def near_duplicate_cutoff(vectors: np.ndarray) -> float:
+    """The raw cosine that makes two candidates near duplicates in this embedding space:
+    ``NEAR_DUPLICATE_COSINE`` of the way from the candidates' median pairwise cosine to identical.
+    Spaces differ in where merely related text lands (MiniLM ~0.2, multilingual-e5 ~0.8), so a raw
+    cosine would call every e5 candidate a duplicate of every other."""
+    if len(vectors) < 3:
+        return NEAR_DUPLICATE_COSINE
+    pairwise = vectors @ vectors.T
+    baseline = float(np.median(pairwise[np.triu_indices(len(vectors), 1)]))
+    baseline = min(max(baseline, 0.0), 1.0)
+    return baseline + NEAR_DUPLICATE_COSINE * (1.0 - baseline)
 
 
 def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list[int]:
@@ -19,14 +33,15 @@ def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list
 
     With ``diverse``: first the best chunk of each of the top ``min_docs`` documents, then fill
     to ``top_k`` in score order with at most ``max_per_doc`` chunks per document, skipping any
-    chunk whose embedding has cosine >= NEAR_DUPLICATE_COSINE with one already chosen (these
-    corpora repost one article under several titles). Without it: the plain top_k.
+    chunk whose embedding is a near duplicate of one already chosen (these corpora repost one
+    article under several titles; see ``near_duplicate_cutoff``). Without it: the plain top_k.
     """
     n = len(ranked.rows)
     if not params.diverse:
         return list(range(min(params.top_k, n)))
     doc_of = collection.store.chunk_doc_rows[ranked.rows] if n else np.zeros(0, np.int64)
     vectors = collection.dense.reconstruct(ranked.rows[: min(n, max(params.top_k * 10, 100))])
+    cutoff = near_duplicate_cutoff(vectors)
     chosen: list[int] = []
     per_doc: Counter = Counter()
 
@@ -34,7 +49,7 @@ def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list
         if position >= len(vectors) or not chosen:
             return False
         picked = vectors[[c for c in chosen if c < len(vectors)]]
-        return bool(picked.size) and float((picked @ vectors[position]).max()) >= NEAR_DUPLICATE_COSINE
+        return bool(picked.size) and float((picked @ vectors[position]).max()) >= cutoff
 
     rejected: set[int] = set()
 

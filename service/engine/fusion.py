@@ -3,8 +3,7 @@
 Default (mode ``hybrid``): each leg is standardised over this query's candidate pool (the union
 of both legs' top candidates). BM25 goes through ``log1p`` first: its scores are sums of idf
 weights with a heavy right tail, so without the log one very lexical hit dominates the z-scale
-of every other candidate. The two z-scores are averaged with weights that sum to 1 (equal,
-unless the query is text the embedder cannot represent; see ``adaptive_bm25_weight``), and the
+of every other candidate. The two z-scores are averaged with equal weights (``BM25_WEIGHT``) and the
 mean z is squashed with the logistic function.
 
 What the fused score means: ``score = 1 / (1 + exp(-z))`` where ``z`` is how many standard
@@ -16,19 +15,15 @@ and the BM25 weight) so a caller can see why a chunk ranked where it did.
 
 Why this rule (``make eval``, docs/EVAL.md): on HotpotQA and MuSiQue it beats both legs at
 Recall@5 with equal weights (no per-dataset tuning), while RRF loses to dense on MuSiQue and
-max-normalised weighting loses to dense there too; on CMRC (Chinese) the adaptive weight keeps
-it within 0.1 point of BM25 where RRF falls 14 points.
+max-normalised weighting loses to dense there too. The same weights hold for every language:
+the default embedder (multilingual-e5) reads Chinese and English alike.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import numpy as np
-
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
-_VISIBLE = re.compile(r"\w", re.UNICODE)
 
 RRF_K = 60
 
@@ -68,20 +63,31 @@ class Fused:
         return out
 
 
-def cjk_share(text: str) -> float:
-    """Share of word characters that are CJK; an English-only embedder cannot represent those."""
-    visible = _VISIBLE.findall(text)
-    if not visible:
-        return 0.0
-    return len(_CJK.findall(text)) / len(visible)
+BM25_WEIGHT = 0.5
+"""BM25's share of the hybrid z-score when every query term occurs in the collection: equal to the
+dense leg's (see ``surface_weights``)."""
 
 
-def adaptive_bm25_weight(query: str, multilingual_embedder: bool, base: float = 0.5) -> float:
-    """Shift weight to BM25 for text the embedder cannot represent (CJK with an English-only model)."""
-    if multilingual_embedder:
-        return base
-    share = cjk_share(query)
-    return base + (0.95 - base) * min(1.0, share * 2.0)
+@dataclass(frozen=True)
+class LegWeights:
+    bm25: float
+    graph: float
+
+
+def surface_weights(term_coverage: float, bm25_base: float = BM25_WEIGHT, graph_base: float | None = None) -> LegWeights:
+    """Weights of the two legs that read the query's surface terms, scaled by how many of them exist here.
+
+    BM25 scores only terms the collection contains, and the graph seeds its walk from entities
+    named in the question, so a query whose terms the collection does not contain (a question in
+    another language than the documents, a misspelt name) gives both legs nothing to stand on:
+    their z-scores are then rank noise. ``term_coverage`` (the share of the query's distinct
+    analyzer terms found in the collection's vocabulary, 0-1) scales both weights linearly, and
+    the dense leg, which reads meaning across languages, takes the rest. Nothing here is fitted to
+    a dataset: 1 = today's weights for same-language questions, 0 = dense only.
+    """
+    coverage = min(1.0, max(0.0, float(term_coverage)))
+    graph_base = GRAPH_WEIGHT if graph_base is None else graph_base
+    return LegWeights(bm25=bm25_base * coverage, graph=graph_base * coverage)
 
 
 def _standardise(values: np.ndarray) -> np.ndarray:
@@ -135,12 +141,6 @@ GRAPH_WEIGHT = 0.8
 """Share of the graph channel's z-score in ``hybrid+graph`` for Latin-script queries (the rest is
 the hybrid's mean z). The smallest weight in an exploratory sweep (0.3-0.9) at which
 ``hybrid+graph`` also kept up with the graph channel alone on MuSiQue; docs/EVAL.md has the run."""
-
-
-def graph_weight_for(bm25_weight: float, base: float = GRAPH_WEIGHT) -> float:
-    """The graph links the question to triples through the same embedder as the dense leg, so
-    text that embedder cannot represent (see ``adaptive_bm25_weight``) discounts both alike."""
-    return base * (1.0 - bm25_weight) / 0.5
 
 
 def zscore_with_graph(legs: LegScores, bm25_weight: float, graph_weight: float = GRAPH_WEIGHT) -> Fused:

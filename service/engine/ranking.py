@@ -75,7 +75,7 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
     if legs.rows.size == 0:
         return Ranked(legs.rows, np.zeros(0, np.float32), graph=graph)
     with stage(timer, "fuse"):
-        fused, constants = _fuse(collection, query, mode, legs)
+        fused, constants = _fuse(collection.lexical.term_coverage(terms), mode, legs)
     return Ranked(fused.rows, fused.score, fused.components(), constants, graph=graph)
 
 
@@ -103,17 +103,15 @@ def _leg_scores(collection: Collection, lexical, extra: np.ndarray, qvec: np.nda
                             graph=None if graph is None else graph.chunk_scores[rows])
 
 
-def _fuse(collection: Collection, query: str, mode: str,
-          legs: fusion.LegScores) -> tuple[fusion.Fused, dict[str, float]]:
-    """The mode's fusion rule with the query's adaptive weights; the weights are returned as well
-    because every hit reports them beside its score."""
-    multilingual = collection.manifest.embedder.multilingual
-    bm25_weight = fusion.adaptive_bm25_weight(query, multilingual)
-    constants = {"bm25_weight": round(bm25_weight, 4)}
+def _fuse(term_coverage: float, mode: str, legs: fusion.LegScores) -> tuple[fusion.Fused, dict[str, float]]:
+    """The mode's fusion rule with the query's weights (``fusion.surface_weights``); the weights are
+    returned as well because every hit reports them beside its score."""
+    weights = fusion.surface_weights(term_coverage)
+    bm25_weight = weights.bm25
+    constants = {"bm25_weight": round(bm25_weight, 4), "term_coverage": round(term_coverage, 4)}
     if mode == "hybrid+graph":
-        graph_weight = fusion.graph_weight_for(bm25_weight)
-        fused = fusion.zscore_with_graph(legs, bm25_weight, graph_weight)
-        constants["graph_weight"] = round(graph_weight, 4)
+        fused = fusion.zscore_with_graph(legs, bm25_weight, weights.graph)
+        constants["graph_weight"] = round(weights.graph, 4)
     else:
         fused = fusion.FUSIONS[mode](legs, bm25_weight)
     constants["bm25_weight"] = round(fused.bm25_weight, 4)
