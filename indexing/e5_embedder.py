@@ -4,7 +4,7 @@ Runtimes (``RAGMEM_E5_RUNTIME``), all reading the same bundled ``e5-small-q4.bin
 
 * ``onnx-int8`` (the CPU default): the weights dequantised into an XLM-RoBERTa graph, exported
   to ONNX once per machine and run by onnxruntime with int8 matmuls (``e5_weights.py``).
-  Measured 7-8x the C engine's chunks/s on 2 cores (docs/BENCHMARKS.md, ``make bench-index``).
+  Measured 3-4x the C engine's chunks/s on 2 cores (docs/BENCHMARKS.md, ``make bench-index``).
 * ``onnx`` / ``torch``: the same graph in fp32 (torch is the CUDA default: GPUs run it fast).
 * ``engine``: the package's own C engine (Q4 weights, int8 activations) through ctypes.
 
