@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from graphmem.extraction import ExtractionLimits, Triple, extract, normalise_entity
 from graphmem.ppr import Walk, row_normalise
+from graphmem.similarity import relative_cutoff
 
 __all__ = [
     "ChunkText",
@@ -676,9 +677,7 @@ def synonym_cutoff(vectors: np.ndarray, threshold: float, pairs: int = SYNONYM_B
     keep = i != j
     if not keep.any():
         return float(threshold)
-    baseline = float(np.median(np.einsum("ij,ij->i", vectors[i[keep]], vectors[j[keep]])))
-    baseline = min(max(baseline, -1.0), 1.0)
-    return baseline + threshold * (1.0 - baseline)
+    return relative_cutoff(float(np.median(np.einsum("ij,ij->i", vectors[i[keep]], vectors[j[keep]]))), threshold)
 
 
 def _synonym_pairs(vectors: np.ndarray, neighbours: int, threshold: float) -> list[tuple[int, int, float]]:

@@ -19,6 +19,7 @@ import numpy as np
 from graphmem.extraction import extract
 from graphmem.memory import LARGE_WALK_EDGES, LARGE_WALK_STEPS, GraphMemory
 from graphmem.ppr import personalized_pagerank
+from graphmem.similarity import relative_cutoff
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams
     count = vectors.shape[0]
     sample = np.unique(np.linspace(0, count - 1, min(params.baseline_sample, count)).astype(np.int64))
     baseline = float(np.median(vectors[sample] @ np.asarray(qvec, np.float32).reshape(-1))) if count else 0.0
-    floor = baseline + params.min_link_score * (1.0 - baseline)
+    floor = relative_cutoff(baseline, params.min_link_score)
     return [LinkedTriple(int(t), float(c)) for t, c in zip(ids, scores) if c >= floor]
 
 

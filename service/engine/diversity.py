@@ -6,6 +6,8 @@ from collections import Counter
 
 import numpy as np
 
+from graphmem.similarity import relative_cutoff
+
 from indexing.collection import Collection
 from service.engine.model import SearchParams
 from service.engine.ranking import Ranked
@@ -23,9 +25,8 @@ def near_duplicate_cutoff(vectors: np.ndarray) -> float:
     if len(vectors) < 3:
         return NEAR_DUPLICATE_COSINE
     pairwise = vectors @ vectors.T
-    baseline = float(np.median(pairwise[np.triu_indices(len(vectors), 1)]))
-    baseline = min(max(baseline, 0.0), 1.0)
-    return baseline + NEAR_DUPLICATE_COSINE * (1.0 - baseline)
+    baseline = max(float(np.median(pairwise[np.triu_indices(len(vectors), 1)])), 0.0)
+    return relative_cutoff(baseline, NEAR_DUPLICATE_COSINE)
 
 
 def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list[int]:
