@@ -131,9 +131,8 @@ class LiveLexical:
         distinct = set(query_terms)
         if not distinct:
             return 0.0
-        base_share = self.base.term_coverage(query_terms) * len(distinct)
-        journal_only = sum(1 for t in distinct if t in self.delta.columns and self.base.term_coverage([t]) == 0.0)
-        return (base_share + journal_only) / len(distinct)
+        known = sum(1 for t in distinct if t in self.delta.columns or self.base.term_coverage([t]) > 0.0)
+        return known / len(distinct)
 
     def search(self, query_terms: Sequence[str], k: int, allowed: np.ndarray | None = None,
                extra_rows: np.ndarray | None = None) -> LexicalResult:
