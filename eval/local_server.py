@@ -90,13 +90,33 @@ def running_server(data_dir: Path, corpus_roots: list[Path] = (), env: dict | No
         yield base
 
 
+PARTIAL_NOTE = "this collection is still being indexed"
+"""Part of the text answers' readiness note (``service.formatting.readiness_note``)."""
+
+
+def still_building(response: httpx.Response) -> bool:
+    """A 503 while the first tier is built, or a 200 that says legs are still pending."""
+    if response.status_code == 503:
+        return True
+    if response.status_code != 200:
+        return False
+    if response.headers.get("content-type", "").startswith("application/json"):
+        return bool(response.json().get("pending"))
+    return PARTIAL_NOTE in response.text
+
+
 def post_until_ready(client: httpx.Client, url: str, body: dict, timeout: float = 180,
-                     headers: dict | None = None) -> httpx.Response:
-    """POST, honouring 503 + Retry-After while an on-demand build runs."""
+                     headers: dict | None = None, complete: bool = True) -> httpx.Response:
+    """POST, honouring 503 + Retry-After while an on-demand build runs; with ``complete``, also
+    until every leg is published (no ``pending``), so the answer is the requested mode's."""
     deadline = time.time() + timeout
     while True:
         response = client.post(url, json=body, headers=headers)
-        if response.status_code != 503 or time.time() > deadline:
+        waiting = still_building(response) if complete else response.status_code == 503
+        if not waiting or time.time() > deadline:
             return response
-        assert "Retry-After" in response.headers
-        time.sleep(min(2.0, float(response.headers["Retry-After"])))
+        if response.status_code == 503:
+            assert "Retry-After" in response.headers
+            time.sleep(min(2.0, float(response.headers["Retry-After"])))
+        else:
+            time.sleep(0.5)

@@ -4,14 +4,15 @@ Everything that names a file of a build, or a key of its manifest, lives here, s
 a writer of builds cannot disagree. Layout under the data root::
 
     <name>/CURRENT                  build id of the published build (replaced with os.replace)
-    <name>/builds/<build-id>/       one immutable, complete build:
+    <name>/builds/<build-id>/       one immutable build, or one tier of it (:data:`TIERS`;
+                                    a tier hard-links the files of the tier before it):
         manifest.json               what was built and how (:class:`Manifest`); written last
         bm25/                       :class:`indexing.lexical_index.LexicalIndex`
-        dense.faiss                 :class:`indexing.vector_index.VectorIndex`
+        dense.faiss                 :class:`indexing.vector_index.VectorIndex` (from the dense tier on)
         store.sqlite                documents and chunks (:mod:`indexing.store`)
         ingest_report.json          files read and documents skipped
-        graph/                      knowledge-graph memory (its own files: :mod:`graphmem.memory`)
-    <name>/.staging-<id>/           a build in progress (deleted if the builder dies)
+        graph/                      knowledge-graph memory (its own files: :mod:`graphmem.memory`; graph tier)
+    <name>/.staging-<id>/           a build (or its next tier) in progress (deleted by the next builder)
     <name>/.lock                    serialises builders of one collection
     <name>/live/<build-id>.sqlite   live changes to one build (removed with the build)
 
@@ -52,6 +53,15 @@ REPORT_FILE = "ingest_report.json"
 GRAPH_DIR = "graph"
 
 _JOURNAL_SUFFIX = ".sqlite"
+
+# ---- legs and tiers ------------------------------------------------------------------------------
+LEG_BM25 = "bm25"
+LEG_DENSE = "dense"
+LEG_GRAPH = "graph"
+TIERS = (LEG_BM25, LEG_DENSE, LEG_GRAPH)
+"""The order a build publishes its legs in: each tier is a complete, immutable build directory with
+every leg before it (BM25 in seconds, then the embeddings, then the graph memory), so a new
+collection answers keyword queries long before its slowest leg exists."""
 
 
 # ---- names inside a collection directory -------------------------------------------------------
@@ -242,6 +252,24 @@ class Manifest(_Part):
     graph: dict[str, Any] | None = None
     """:meth:`graphmem.memory.GraphMemory.describe` of the build's graph; None: built without one."""
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    legs: list[str] | None = None
+    """Legs this build directory holds (a tier of :data:`TIERS`); None: a build from before tiers,
+    which held BM25, dense, and the graph when ``graph`` is set."""
+    pending: list[str] = field(default_factory=list)
+    """Legs a later tier of the same build will add; empty once the build is complete."""
+    tier_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds from the build's start to the publish of each tier so far."""
+
+    @property
+    def ready_legs(self) -> tuple[str, ...]:
+        if self.legs is not None:
+            return tuple(leg for leg in TIERS if leg in self.legs)
+        return (LEG_BM25, LEG_DENSE) + ((LEG_GRAPH,) if self.graph is not None else ())
+
+    @property
+    def complete(self) -> bool:
+        """No tier of this build is still to come (a killed builder leaves an incomplete one)."""
+        return not self.pending
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None, where: str = "") -> "Manifest":

@@ -7,11 +7,18 @@ manifest, the file that makes a build directory complete, written last by :meth:
 
 Parts are written one at a time, as the caller produces them, so a long build keeps its
 stage timings and does not hold every finished index in memory before the first is on disk.
+
+A tiered build (:data:`indexing.build_format.TIERS`) publishes several times: after each
+:meth:`BuildWriter.publish` but the last, :meth:`BuildWriter.next_tier` opens the next tier's
+staging directory with hard links to the files just published, so a tier costs only its new
+parts and every published tier stays an immutable, self-contained build directory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,12 +26,14 @@ from typing import Any, Callable, Iterator, Sequence
 
 from indexing import publish
 from indexing.analyzer import Analyzer
-from indexing.build_format import (BM25_DIR, FAISS_FILE, GRAPH_DIR, REPORT_FILE, STORE_FILE, AnalyzerConfig,
-                                   Bm25Config, Counts, Manifest, write_manifest)
+from indexing.build_format import (BM25_DIR, FAISS_FILE, GRAPH_DIR, MANIFEST_FILE, REPORT_FILE, STORE_FILE,
+                                   AnalyzerConfig, Bm25Config, Counts, Manifest, write_manifest)
 from indexing.documents import Document, SkippedDocument
 from indexing.lexical_index import LexicalIndex
 from indexing.store import ChunkRow, write_store
 from indexing.vector_index import VectorIndex
+
+log = logging.getLogger("ragmem.indexing.build_writer")
 
 
 class BuildWriter:
@@ -59,6 +68,21 @@ class BuildWriter:
         self.published = publish.publish(self.root, self.staging, self.build_id, keep_builds)
         return self.published
 
+    def next_tier(self) -> str:
+        """Open the next tier's staging directory, holding the published tier's parts (not its
+        manifest); returns the new build id. The published tier is never written again."""
+        if self.published is None:
+            raise RuntimeError("next_tier() before the first tier was published")
+        self.build_id = publish.new_build_id()
+        self.staging = publish.staging_dir(self.root, self.build_id)
+        _link_tree(self.published, self.staging, skip=frozenset({MANIFEST_FILE}))
+        return self.build_id
+
+    @property
+    def in_progress(self) -> bool:
+        """A staging directory exists that was not published (a tier being written)."""
+        return self.staging.exists()
+
 
 @contextmanager
 def write_build(root: Path) -> Iterator[BuildWriter]:
@@ -72,15 +96,35 @@ def write_build(root: Path) -> Iterator[BuildWriter]:
     try:
         yield writer
     finally:
-        if writer.published is None:
+        if writer.in_progress:  # a tier left unpublished: the tiers before it (if any) stay current
             shutil.rmtree(writer.staging, ignore_errors=True)
             publish.discard_unpublished(root)
 
 
-def manifest_sections(analyzer: Analyzer, lexical: LexicalIndex, dense: VectorIndex, documents: Sequence[Document],
-                      rows: Sequence[ChunkRow], skipped: int, embedded: int) -> dict[str, Any]:
-    """The manifest sections a build's own parts describe (keyword arguments of :class:`Manifest`)."""
+def _link_tree(source: Path, target: Path, skip: frozenset[str]) -> None:
+    """Hard-link every file of ``source`` into ``target`` (copy where the file system cannot link)."""
+    for path in sorted(source.rglob("*")):
+        relative = path.relative_to(source)
+        if relative.parts[0] in skip:
+            continue
+        destination = target / relative
+        if path.is_dir():
+            destination.mkdir(parents=True, exist_ok=True)
+            continue
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(path, destination)
+        except OSError as exc:
+            log.debug("cannot hard-link %s (%s); copying it", path, exc)
+            shutil.copy2(path, destination)
+
+
+def manifest_sections(analyzer: Analyzer, lexical: LexicalIndex, dense: VectorIndex | None,
+                      documents: Sequence[Document], rows: Sequence[ChunkRow], skipped: int,
+                      embedded: int) -> dict[str, Any]:
+    """The manifest sections a build's own parts describe (keyword arguments of :class:`Manifest`);
+    ``dense`` is None in the BM25 tier."""
     return {"analyzer": AnalyzerConfig.from_dict(analyzer.describe()), "bm25": Bm25Config.from_dict(lexical.describe()),
-            "faiss": dense.info,
+            "faiss": None if dense is None else dense.info,
             "counts": Counts(documents=len(documents), chunks=len(rows), skipped=skipped, embedded=embedded,
                              tokens=int(sum(r.n_tokens for r in rows)))}

@@ -1,7 +1,11 @@
-"""The index build: load -> chunk -> BM25 -> embed -> FAISS -> SQLite -> publish.
+"""The index build: load -> chunk -> BM25 + store -> publish -> embed + FAISS -> publish -> graph -> publish.
 
-Everything is written into a staging directory and published with one atomic rename, so a
-failed, interrupted or SIGKILLed build leaves the previous collection serving untouched.
+A build is published tier by tier (:data:`indexing.build_format.TIERS`): BM25 and the chunk store
+first (seconds), then the dense leg, then the graph memory. Each tier is written into a staging
+directory and published with one atomic rename, so a failed, interrupted or SIGKILLed build leaves
+the last published tier (or the previous collection) serving untouched, and a new collection
+answers keyword queries while its embeddings are still being computed. A build of the same corpus
+that finds an incomplete build (a killed builder) builds it again, reusing the embedding cache.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from typing import Callable, Iterator, Sequence
 
 ProgressCallback = Callable[[str, float], None]
 """Called with (stage, fraction of that stage done); lets a server show build progress."""
+TierCallback = Callable[[str, Path], None]
+"""Called with (leg, build directory) right after each tier is published."""
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,8 +30,8 @@ from tqdm.auto import tqdm
 from graphmem.memory import TRIPLE_HNSW_THRESHOLD, ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
 from indexing.analyzer import Analyzer, default_analyzer
-from indexing.build_format import (REPORT_FILE, SCHEMA_VERSION, ChunkingParams, CorpusInfo, EmbedderInfo, Manifest,
-                                   journal_path, read_manifest, utc_timestamp)
+from indexing.build_format import (LEG_BM25, LEG_DENSE, LEG_GRAPH, REPORT_FILE, SCHEMA_VERSION, TIERS, ChunkingParams,
+                                   CorpusInfo, EmbedderInfo, Manifest, journal_path, read_manifest, utc_timestamp)
 from indexing.build_writer import BuildWriter, manifest_sections, write_build
 from indexing.chunking import chunk_text
 from indexing.documents import CorpusError, Document, LoadedCorpus, SkippedDocument
@@ -57,6 +63,8 @@ class BuildSummary:
     bytes_on_disk: int = 0
     embedded: int = 0
     """Chunks that had to be embedded (the rest came from the embedding cache)."""
+    tier_seconds: dict[str, float] = field(default_factory=dict)
+    """Seconds from the start of the build to the publish of each tier (leg)."""
 
     def lines(self) -> list[str]:
         """Human summary for the CLI."""
@@ -66,6 +74,9 @@ class BuildSummary:
                f"   embedded now: {self.embedded}   on disk: {self.bytes_on_disk / 1e6:.1f} MB"]
         if self.stage_seconds:
             out.append("  seconds: " + "  ".join(f"{k}={v:.2f}" for k, v in self.stage_seconds.items()))
+        if self.tier_seconds and not self.unchanged:
+            out.append("  legs published after (s): "
+                       + "  ".join(f"{leg}={seconds:.2f}" for leg, seconds in self.tier_seconds.items()))
         for skip in self.skipped[:50]:
             where = f"{skip.source}" + (f" (doc_index {skip.doc_index})" if skip.doc_index is not None else "")
             out.append(f"  skipped {where}: {skip.reason}")
@@ -78,6 +89,10 @@ class _Stages:
     def __init__(self, progress: ProgressCallback | None = None) -> None:
         self.seconds: dict[str, float] = {}
         self.progress = progress or (lambda stage, fraction: None)
+        self.started = time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
@@ -146,12 +161,12 @@ def chunk_documents(documents: list[Document], embedder: TextEmbedder, params: C
 def build_collection(corpus_path: str | Path, collection: str | None, settings: Settings, force: bool = False,
                      show_progress: bool = True, progress: ProgressCallback | None = None,
                      roots: Sequence[Path] | None = None, limits: ReadLimits | None = None,
-                     cancel: Callable[[], None] | None = None) -> BuildSummary:
-    """Load, build and publish ``corpus_path``.
+                     cancel: Callable[[], None] | None = None, on_tier: TierCallback | None = None) -> BuildSummary:
+    """Load, build and publish ``corpus_path``, tier by tier when ``settings.tiered_publish``.
 
     ``roots`` are where the loaders may read (None: the corpus itself), ``limits`` bound what
     they read (default: the settings'), and ``cancel`` is called while loading and may raise to
-    stop the build (later stages stop through ``progress``).
+    stop the build (later stages stop through ``progress``). ``on_tier`` hears of each publish.
     """
     corpus_path = Path(corpus_path)
     name = publish.check_name(collection or publish.collection_name_from(corpus_path))
@@ -159,7 +174,8 @@ def build_collection(corpus_path: str | Path, collection: str | None, settings: 
     with stages.stage("load"):
         corpus = load_corpus(corpus_path, roots, limits or ReadLimits.from_settings(settings), cancel)
     return _build_and_publish(name, corpus, corpus_path, settings, stages, force, show_progress,
-                              lambda config: corpus_fingerprint(corpus, config))
+                              lambda config: corpus_fingerprint(corpus, config), tiered=settings.tiered_publish,
+                              on_tier=on_tier)
 
 
 def build_from_documents(name: str, documents: list[Document], corpus_path: Path, settings: Settings,
@@ -167,7 +183,8 @@ def build_from_documents(name: str, documents: list[Document], corpus_path: Path
     """Build and publish ``name`` from documents already in hand (compaction of a live collection).
 
     The same pipeline as :func:`build_collection`, so the result equals a fresh build of the same
-    documents. The caller holds the collection's build lock.
+    documents, published in one step: the collection serves every leg now and must not drop to
+    BM25 while it is rebuilt. The caller holds the collection's build lock.
     """
     corpus = LoadedCorpus(documents=documents, skipped=[], files=[])
 
@@ -183,7 +200,7 @@ def build_from_documents(name: str, documents: list[Document], corpus_path: Path
 
 def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, settings: Settings, stages: "_Stages",
                        force: bool, show_progress: bool, fingerprint_of: Callable[[dict], str],
-                       locked: bool = False) -> BuildSummary:
+                       locked: bool = False, tiered: bool = False, on_tier: TierCallback | None = None) -> BuildSummary:
     root = publish.collection_root(settings.data_dir, name)
     if not corpus.documents and not locked:
         raise CorpusError(_nothing_to_index(corpus_path, corpus))
@@ -203,20 +220,25 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
         current = publish.current_build_dir(settings.data_dir, name)
         if current is not None and not force:
             manifest = read_manifest(current)
-            if manifest.corpus.fingerprint == fingerprint:
+            if manifest.corpus.fingerprint == fingerprint and manifest.complete:
                 return BuildSummary(name, current, True, manifest.counts.documents, manifest.counts.chunks,
-                                    corpus.skipped, stages.seconds, publish.directory_bytes(current))
+                                    corpus.skipped, stages.seconds, publish.directory_bytes(current),
+                                    tier_seconds=manifest.tier_seconds)
+            if manifest.corpus.fingerprint == fingerprint:
+                log.info("collection %s: build %s of this corpus stopped before %s; building it again (cached "
+                         "embeddings are reused)", name, current.name, ", ".join(manifest.pending))
         if current is not None and not locked and journal_path(root, current.name).exists():
             log.warning("collection %s has live changes (add/delete) on build %s; this rebuild from %s replaces "
                         "them (the journal stays at %s)", name, current.name, corpus_path,
                         journal_path(root, current.name))
         with write_build(root) as build:
-            manifest = _build_into(build, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
+            tiers = _Tiers(build, settings.keep_builds, stages, tiered, on_tier or (lambda leg, path: None))
+            manifest = _build_into(tiers, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
                                    settings, stages, show_progress)
-            with stages.stage("publish"):
-                final = build.publish(manifest, settings.keep_builds)
+            final = tiers.published
     summary = BuildSummary(name, final, False, manifest.counts.documents, manifest.counts.chunks, corpus.skipped,
-                           stages.seconds, publish.directory_bytes(final), manifest.counts.embedded)
+                           stages.seconds, publish.directory_bytes(final), manifest.counts.embedded,
+                           manifest.tier_seconds)
     log.info("published %s (%d documents, %d chunks) in %.1fs", name, summary.documents, summary.chunks,
              sum(stages.seconds.values()))
     return summary
@@ -250,11 +272,62 @@ def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: lis
     return memory.describe()
 
 
-def _build_into(build: BuildWriter, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
+GRAPH_PROGRESS_SHARES = {"extract": (0.0, 0.4), "graph": (0.4, 0.45), "embed": (0.45, 0.95), "synonyms": (0.95, 1.0)}
+"""Where each of the graph memory's own stages lies within the graph leg's progress (0-1); rough
+shares of its time in ``make bench-index``, used only to report progress and an ETA."""
+
+
+class _GraphProgress:
+    """Stands in for :class:`_Stages` inside the graph stage: the graph memory's stages (extract,
+    graph, embed, synonyms) become fractions of one ``graph`` stage, so its embedding is not
+    reported as the chunk embedding's."""
+
+    def __init__(self, stages: _Stages) -> None:
+        self.stages = stages
+
+    def progress(self, stage: str, fraction: float) -> None:
+        low, high = GRAPH_PROGRESS_SHARES.get(stage, (0.0, 0.0))
+        if high:
+            self.stages.progress("graph", low + (high - low) * min(max(fraction, 0.0), 1.0))
+
+
+class _Tiers:
+    """Publishes a build leg by leg (or, untiered, once with every leg), timing each publish."""
+
+    def __init__(self, build: BuildWriter, keep_builds: int, stages: _Stages, tiered: bool,
+                 on_tier: TierCallback) -> None:
+        self.build, self.keep_builds, self.stages = build, keep_builds, stages
+        self.tiered, self.on_tier = tiered, on_tier
+        self.seconds: dict[str, float] = {}
+        self.published: Path | None = None
+
+    def ready(self, leg: str, legs: Sequence[str], manifest_of: Callable[[list[str], list[str], dict], Manifest]
+              ) -> Manifest:
+        """``leg`` is written; publish it unless a later leg comes and the build is untiered."""
+        ready = list(TIERS[: TIERS.index(leg) + 1])
+        pending = [other for other in legs if other not in ready]
+        if pending and not self.tiered:
+            return manifest_of(ready, pending, dict(self.seconds))
+        with self.stages.stage("publish"):
+            self.seconds[leg] = round(self.stages.elapsed(), 3)
+            manifest = manifest_of(ready, pending, dict(self.seconds))
+            self.published = self.build.publish(manifest, self.keep_builds)
+            if pending:
+                self.build.next_tier()
+        log.info("published %s of %s (%s) after %.1fs", leg, manifest.collection, self.published.name,
+                 self.seconds[leg])
+        self.on_tier(leg, self.published)
+        return manifest
+
+
+def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
                 embedder: TextEmbedder, analyzer: Analyzer, params: ChunkingParams, settings: Settings, stages: _Stages,
                 show_progress: bool) -> Manifest:
-    """Write every part of the build into ``build``; returns its manifest (the caller publishes)."""
+    """Write every part of the build, publishing each tier as soon as its leg exists; returns the
+    final manifest. BM25 and the store come first because they need no model inference."""
+    build = tiers.build
     documents = corpus.documents
+    legs = [LEG_BM25, LEG_DENSE] + ([LEG_GRAPH] if settings.graph else [])
     with stages.stage("chunk"):
         rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress,
                                                      lambda fraction: stages.progress("chunk", fraction))
@@ -262,32 +335,41 @@ def _build_into(build: BuildWriter, name: str, corpus: LoadedCorpus, corpus_path
         title_terms = [analyzer.tokenize(doc.title) for doc in documents]
         lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
                                      settings.bm25_k1, settings.bm25_b, settings.bm25_method)
-        build.lexical(lexical)  # on disk before embedding starts (the SIGKILL test waits for it)
+        build.lexical(lexical)
+    with stages.stage("store"):
+        build.store(documents, counts, rows, corpus.skipped)
+        build.report({"files": corpus.files, "documents": len(documents),
+                      "skipped": [asdict(s) for s in corpus.skipped]})
+
+    def manifest_of(dense: VectorIndex | None, graph_info: dict | None, embedded: int):
+        def make(ready: list[str], pending: list[str], tier_seconds: dict) -> Manifest:
+            return Manifest(
+                collection=name, build_id=build.build_id, created_at=utc_timestamp(),
+                corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
+                embedder=EmbedderInfo.of(embedder), chunking=params,
+                **manifest_sections(analyzer, lexical, dense, documents, rows, len(corpus.skipped), embedded),
+                graph=graph_info, stage_seconds=dict(stages.seconds), legs=ready, pending=pending,
+                tier_seconds=tier_seconds)
+        return make
+
+    manifest = tiers.ready(LEG_BM25, legs, manifest_of(None, None, 0))
     cache = open_embedding_cache(settings.data_dir, embedder)
     try:
         with stages.stage("embed"):
             vectors, embedded = embed_texts(embedder, embed_inputs, cache, settings.embed_batch_size,
                                             show_progress=show_progress,
                                             on_progress=lambda fraction: stages.progress("embed", fraction))
-        graph_info = None
+        with stages.stage("faiss"):
+            dense = VectorIndex.build(vectors if len(rows) else np.zeros((0, embedder.dimension), np.float32),
+                                      settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
+                                      settings.hnsw_ef_search)
+            build.dense(dense)
+        manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded))
         if settings.graph:
             with stages.stage("graph"):
-                graph_info = _build_graph_memory(build, documents, rows, embedder, cache, settings, stages,
-                                                 show_progress)
+                graph_info = _build_graph_memory(build, documents, rows, embedder, cache, settings,
+                                                 _GraphProgress(stages), show_progress)
+            manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded))
     finally:
         cache.close()
-    with stages.stage("faiss"):
-        dense = VectorIndex.build(vectors if len(rows) else np.zeros((0, embedder.dimension), np.float32),
-                                  settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
-                                  settings.hnsw_ef_search)
-        build.dense(dense)
-    with stages.stage("store"):
-        build.store(documents, counts, rows, corpus.skipped)
-        build.report({"files": corpus.files, "documents": len(documents),
-                      "skipped": [asdict(s) for s in corpus.skipped]})
-    return Manifest(
-        collection=name, build_id=build.build_id, created_at=utc_timestamp(),
-        corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
-        embedder=EmbedderInfo.of(embedder), chunking=params,
-        **manifest_sections(analyzer, lexical, dense, documents, rows, len(corpus.skipped), embedded),
-        graph=graph_info, stage_seconds=dict(stages.seconds))
+    return manifest

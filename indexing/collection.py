@@ -1,4 +1,9 @@
-"""Read side of a published build: everything a query needs, opened once and shared."""
+"""Read side of a published build: everything a query needs, opened once and shared.
+
+A build directory may be one tier of a build (:data:`indexing.build_format.TIERS`): the BM25 tier
+has no dense leg, and only the graph tier has the graph memory. ``Collection.legs`` says which
+legs this one has and ``Collection.pending`` which a later tier will add.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from graphmem.retrieve import GraphQueryParams
 
 from indexing import publish
 from indexing.analyzer import Analyzer
-from indexing.build_format import BM25_DIR, FAISS_FILE, GRAPH_DIR, STORE_FILE, Manifest, read_manifest
+from indexing.build_format import (BM25_DIR, FAISS_FILE, GRAPH_DIR, LEG_DENSE, LEG_GRAPH, STORE_FILE, Manifest,
+                                   read_manifest)
 from indexing.embedder import QueryEncoding, TextEmbedder, embedder_for_build
 from indexing.lexical_index import LexicalIndex
 from indexing.read_interfaces import ChunkStore, DenseLeg, LexicalLeg
@@ -30,7 +36,8 @@ class Collection:
     manifest: Manifest
     store: ChunkStore
     lexical: LexicalLeg
-    dense: DenseLeg
+    dense: DenseLeg | None
+    """None in a build's BM25 tier (its embeddings are still being computed)."""
     analyzer: Analyzer
     device: str | None = None
     _embedder: TextEmbedder | None = field(default=None, repr=False)
@@ -59,8 +66,18 @@ class Collection:
         return self._embedder
 
     @property
+    def legs(self) -> tuple[str, ...]:
+        """The legs a query can use now, in tier order."""
+        return self.manifest.ready_legs
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        """Legs a later tier of this build will add (empty: the build is complete)."""
+        return tuple(self.manifest.pending)
+
+    @property
     def has_graph(self) -> bool:
-        return (self.build_dir / GRAPH_DIR).is_dir()
+        return LEG_GRAPH in self.legs and (self.build_dir / GRAPH_DIR).is_dir()
 
     @property
     def graph(self) -> GraphMemory | None:
@@ -81,7 +98,7 @@ def open_build(name: str, build_dir: Path, device: str | None = None,
         manifest=manifest,
         store=StoreReader(build_dir / STORE_FILE),
         lexical=LexicalIndex.load(build_dir / BM25_DIR),
-        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss),
+        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss) if LEG_DENSE in manifest.ready_legs else None,
         analyzer=Analyzer.from_config(manifest.analyzer.to_dict()),
         device=device,
         query_encoding=query_encoding,

@@ -52,6 +52,11 @@ class DocumentNotFound(LookupError):
     pass
 
 
+class PartialBuild(RuntimeError):
+    """The build still publishes its legs (``Manifest.pending``): its next tier would not carry a
+    change written now, so writes and compaction wait until it is complete."""
+
+
 @dataclass
 class WriteReport:
     collection: str
@@ -148,8 +153,14 @@ class LiveCollection:
         return lambda texts: self._embed(texts, 256)
 
     # ---- writing -----------------------------------------------------------------------------
+    def _check_complete(self) -> None:
+        if self.base.pending:
+            raise PartialBuild(f"collection {self.name!r} is still being built ({', '.join(self.base.pending)} "
+                               "pending); write again once every leg is published")
+
     @contextmanager
     def _exclusive(self) -> Iterator[None]:
+        self._check_complete()
         with self._write_lock, open(self.root / WRITE_LOCK, "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -161,6 +172,7 @@ class LiveCollection:
 
     def write(self, documents: list[Document], deletes: list[str]) -> WriteReport:
         """Add (or replace, by doc_id) ``documents`` and delete ``deletes`` as one atomic batch."""
+        self._check_complete()  # before the embedding work, not only under the lock
         started = time.perf_counter()
         prepared = self._prepare(documents) if documents else []
         with self._exclusive():

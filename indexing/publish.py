@@ -102,6 +102,21 @@ def build_lock(root: Path) -> Iterator[None]:
             handle.close()
 
 
+def build_running(root: Path) -> bool:
+    """Whether some process holds the collection's build lock now (a build, or a compaction, runs)."""
+    try:
+        handle = open(root / LOCK_FILE, "r")
+    except FileNotFoundError:
+        return False
+    with handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return False
+
+
 def _same_file(handle, path: Path) -> bool:
     try:
         return os.fstat(handle.fileno()).st_ino == os.stat(path).st_ino

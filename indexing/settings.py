@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     graph_max_triples: int = 500_000
     graph_synonym_threshold: float = Field(default=0.75, description="Synonym edges: how far from a typical "
                                            "unrelated entity pair towards identical (graphmem.memory.GraphLimits).")
+    tiered_publish: bool = Field(default=True, description="Publish a build leg by leg (BM25, then dense, then "
+                                 "the graph) so a new collection answers keyword queries in seconds; false: one "
+                                 "publish when every leg is built.")
     keep_builds: int = Field(default=2, description="Published builds kept per collection (the current one included).")
     corpus_roots: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="Extra roots json_path may point into (':'-separated).")
     query_torch_threads: int = Field(default=1, description="torch threads in query-serving processes. One short "

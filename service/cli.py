@@ -102,10 +102,16 @@ def _live(collection: str, data_dir: Optional[Path]):
 
     settings = load_settings(data_dir=data_dir)
     try:
-        return open_live(settings.data_dir, collection, settings)
+        live = open_live(settings.data_dir, collection, settings)
     except LookupError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
+    if live.base.pending:
+        typer.secho(f"error: collection {collection!r} is still being built ({', '.join(live.base.pending)} "
+                    "pending; re-run `ragmem index` if no build is running); try again once it is complete",
+                    fg=typer.colors.RED, err=True)
+        raise typer.Exit(code=2)
+    return live
 
 
 @app.command()

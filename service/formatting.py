@@ -9,8 +9,9 @@ and a closing ``CITATION GUIDANCE`` block.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
+from service.collections.readiness import LEG_LABELS, LegProgress
 from service.engine import ContextResult, SearchResult, citation
 
 RULE = "=" * 60
@@ -107,13 +108,46 @@ def _graph_lines(subgraph: dict) -> list[str]:
     return lines + [""]
 
 
+# ---- collections still being built -------------------------------------------------------------
+def _eta_text(seconds: float | None) -> str:
+    if seconds is None:
+        return "time still being estimated"
+    return f"ready in about {max(1, round(seconds))} s" if seconds < 120 else f"ready in about {round(seconds / 60)} min"
+
+
+def _leg_text(progress: LegProgress) -> str:
+    label = LEG_LABELS.get(progress.leg, progress.leg)
+    if progress.state == "failed":
+        return f"{label} could not be built ({progress.error})"
+    if progress.state == "stopped":
+        return f"{label} is not being built right now (its build stopped; the next request for this file resumes it)"
+    if progress.state == "queued":
+        return f"{label} is queued, {_eta_text(progress.eta_seconds)}"
+    return f"{label} is {progress.progress:.0%} built, {_eta_text(progress.eta_seconds)}"
+
+
+def readiness_note(legs_used: Iterable[str], pending: Mapping[str, LegProgress] | None) -> str | None:
+    """The one line that tells an agent its results come from part of the index, and when the rest
+    will be ready; None for a complete collection (the legacy layout then stays line for line)."""
+    if not pending:
+        return None
+    used = list(legs_used)
+    kind = "keyword-only (BM25)" if used == ["bm25"] else f"from {' + '.join(used)} only"
+    return (f"Note: this collection is still being indexed, so these results are {kind} for now: "
+            + "; ".join(_leg_text(p) for p in pending.values()) + ". Search again then for better results.")
+
+
 # ---- rag_search ----------------------------------------------------------------------------
 def format_search_text(result: SearchResult, source: str, include_content: bool = True,
-                       max_content_chars: int = 3000, subgraph: dict | None = None) -> str:
-    """The legacy ``rag_search`` text, result for result."""
+                       max_content_chars: int = 3000, subgraph: dict | None = None,
+                       pending: Mapping[str, LegProgress] | None = None) -> str:
+    """The legacy ``rag_search`` text, result for result, plus a readiness note while legs are pending."""
     hits = result.hits
     lines = ["=== RAG Search Results ===", f"Query: '{result.query}'", f"Source File: {source}",
              f"Results Found: {len(hits)}", ""]
+    note = readiness_note(result.legs_used, pending)
+    if note:
+        lines[-1:-1] = [f"Search Mode: {result.mode} (requested {result.requested_mode})", note]
     if not hits:
         lines += ["", "No results found for this query in this source. Try other keywords, a shorter query, "
                       "or another language for the key terms.", ""]
@@ -139,10 +173,14 @@ def format_search_text(result: SearchResult, source: str, include_content: bool 
 
 
 # ---- rag_get_context -----------------------------------------------------------------------
-def format_context_text(ctx: ContextResult, source: str, mode: str | None = None) -> str:
-    """``get_context`` blocks as text; ``mode`` only picks the score explanation (default hybrid)."""
+def format_context_text(ctx: ContextResult, source: str, mode: str | None = None,
+                        pending: Mapping[str, LegProgress] | None = None) -> str:
+    """``get_context`` blocks as text; ``mode`` only picks the score explanation (default: the mode answered)."""
     lines = ["=== RAG Context ===", f"Query: '{ctx.query}'", f"Source File: {source}",
              f"Context Blocks: {len(ctx.blocks)} ({ctx.total_tokens} tokens of {ctx.max_tokens})", ""]
+    note = readiness_note(ctx.legs_used, pending)
+    if note:
+        lines[-1:-1] = [note]
     if not ctx.blocks:
         lines += ["", "No context found for this query in this source (no results, or none fits the token "
                       "budget). Try other keywords or a larger max_tokens.", ""]
@@ -154,7 +192,7 @@ def format_context_text(ctx: ContextResult, source: str, mode: str | None = None
                   f"Context {position}: {block.hit.citation} | {span} | Document Index: {record.doc_index} | "
                   f"Title: {record.title} | Relevance Score: {block.hit.score:.3f} | {block.n_tokens} tokens",
                   RULE, block.text, ""]
-    mode = mode or getattr(ctx, "mode", None)
+    mode = mode or ctx.mode or None
     lines += _guidance(mode, ctx.blocks[0].hit.citation if ctx.blocks else None, context=True)
     return "\n".join(lines) + "\n"
 
@@ -225,6 +263,10 @@ def format_stats_text(info: dict, source: str) -> str:
         lines.append(f"Lexical Analyzer: {info['analyzer']}")
     if info.get("faiss"):
         lines.append(f"Index: BM25 + {_faiss_text(info['faiss'])}")
+    if info.get("legs"):
+        lines.append(f"Legs Ready: {', '.join(info['legs'])}")
+    for leg, progress in (info.get("pending") or {}).items():
+        lines.append(f"Pending: {_leg_text(LegProgress(leg=leg, **progress))}")
     if info.get("build_id"):
         lines.append(f"Build: {info['build_id']} (created {info.get('created_at', '?')})")
     if info.get("build"):  # a rebuild is running while the previous build keeps serving

@@ -9,9 +9,10 @@ Built on the official ``mcp`` SDK (2.x, ``mcp.server.mcpserver.MCPServer``). Thr
 
 Each also takes ``collection`` (a published collection name, used instead of ``json_path``) and
 the search tools take ``mode`` (``service.engine.MODES``). A ``json_path`` seen for the first
-time is indexed on the spot; MCP callers wait for that build (up to ``BUILD_WAIT_SECONDS``)
-instead of getting "retry later". Blocking work runs in worker threads so the server keeps
-answering other requests meanwhile.
+time is indexed on the spot; MCP callers wait for its first tier, keyword search over the chunks
+(seconds; at most ``BUILD_WAIT_SECONDS`` for the whole build), instead of getting "retry later",
+and the results text says which legs are still being built and when they will be ready. Blocking
+work runs in worker threads so the server keeps answering other requests meanwhile.
 
 Failures the caller can fix (path outside the allowed roots, unknown corpus, empty query, bad
 argument) are raised as the SDK's ``ToolError``: the client receives a ``CallToolResult`` with
@@ -130,7 +131,7 @@ class _Tools:
             target, source = self.resolve(json_path, collection)
             result = search(target, query, params)
             subgraph = subgraph_for(target, query, result.graph) if include_subgraph else None
-            return format_search_text(result, source, subgraph=subgraph)
+            return format_search_text(result, source, subgraph=subgraph, pending=self.registry.pending(target))
         return self.guarded(work)
 
     def context_text(self, query: str, json_path: str, max_tokens: int, top_k: int, diverse: bool,
@@ -139,7 +140,8 @@ class _Tools:
             params = self.params(query, top_k, diverse, min_docs, max_per_doc, mode)
             check_bound("max_tokens", max_tokens, LIMITS.max_tokens)
             target, source = self.resolve(json_path, collection)
-            return format_context_text(get_context(target, query, params, max_tokens), source, mode=mode)
+            return format_context_text(get_context(target, query, params, max_tokens), source,
+                                       pending=self.registry.pending(target))
         return self.guarded(work)
 
     def stats_text(self, json_path: str, collection: str | None) -> str:

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from indexing.build_format import read_manifest
 from indexing.builder import build_collection
 from indexing.collection import open_collection
 from eval.generated_corpus import write_json_corpus
@@ -145,7 +146,9 @@ def test_concurrent_first_requests_share_one_build(server):
     assert all(r.status_code == 200 for r in responses)
     name = responses[0].json()["collection"]
     assert len({r.json()["build_id"] for r in responses}) == 1
-    assert len(list((server["settings"].data_dir / name / "builds").iterdir())) == 1
+    # One build (its tiers are build directories of their own): one corpus fingerprint, one complete build.
+    manifests = [read_manifest(p) for p in (server["settings"].data_dir / name / "builds").iterdir()]
+    assert len({m.corpus.fingerprint for m in manifests}) == 1 and sum(m.complete for m in manifests) == 1
 
 
 def test_reindex_is_picked_up_atomically(server):

@@ -73,7 +73,11 @@ def test_bad_documents_are_skipped_and_listed(tmp_path, settings):
     assert indices == {0, 3, 4}  # doc_index keeps the source position
 
 
-def test_failed_build_keeps_previous_collection(tmp_path, settings, monkeypatch):
+@pytest.mark.parametrize("tiered", [True, False])
+def test_failed_tier_never_replaces_a_good_one(tmp_path, settings, monkeypatch, tiered):
+    """Tiered, the new corpus' BM25 tier stays serving when its dense tier fails; untiered, the
+    previous build does. Either way nothing half-written is left."""
+    settings.tiered_publish = tiered
     corpus = write_json_corpus(tmp_path / "c.json", n_docs=4)
     good = build_collection(corpus, "c", settings, show_progress=False)
     write_json_corpus(corpus, n_docs=6, seed=3)
@@ -84,9 +88,20 @@ def test_failed_build_keeps_previous_collection(tmp_path, settings, monkeypatch)
     monkeypatch.setattr("indexing.builder.VectorIndex.build", explode)
     with pytest.raises(RuntimeError, match="disk full"):
         build_collection(corpus, "c", settings, show_progress=False)
-    assert publish.current_build_dir(settings.data_dir, "c") == good.build_dir
     assert not list((settings.data_dir / "c").glob(".staging-*"))
-    assert open_collection(settings.data_dir, "c").store.n_documents == 4
+    collection = open_collection(settings.data_dir, "c")
+    if not tiered:
+        assert collection.build_dir == good.build_dir and collection.store.n_documents == 4
+        return
+    assert collection.build_dir != good.build_dir and collection.store.n_documents == 6
+    assert collection.legs == ("bm25",) and collection.pending == ("dense", "graph") and collection.dense is None
+    rows, _ = collection.lexical.top_k(collection.analyzer.tokenize("大熊猫 竹子"), 1)
+    assert len(rows) == 1
+    # The same corpus again is not "unchanged": the incomplete build is built again, to the end.
+    monkeypatch.undo()
+    again = build_collection(corpus, "c", settings, show_progress=False)
+    assert not again.unchanged and list(again.tier_seconds) == ["bm25", "dense", "graph"]
+    assert open_collection(settings.data_dir, "c").legs == ("bm25", "dense", "graph")
 
 
 def _ragmem(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
@@ -94,33 +109,49 @@ def _ragmem(*args: str, env: dict | None = None, **kwargs) -> subprocess.Popen:
                             cwd=Path(__file__).resolve().parents[1], **kwargs)
 
 
-def test_sigkill_mid_embedding_leaves_published_collection_intact(tmp_path, settings):
-    small = write_json_corpus(tmp_path / "small.json", n_docs=3)
-    good = build_collection(small, "live", settings, show_progress=False)
-    before = (settings.data_dir / "live" / "CURRENT").read_text()
+def _current_legs(data_dir: Path, name: str) -> tuple[str, ...]:
+    current = publish.current_build_dir(data_dir, name)
+    return open_collection(data_dir, name).legs if current is not None else ()
 
-    big = write_json_corpus(tmp_path / "big.json", n_docs=80, seed=7, paragraphs=12)
-    proc = _ragmem("index", str(big), "--collection", "live", "--data-dir", str(settings.data_dir),
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    root = settings.data_dir / "live"
-    deadline = time.time() + 120
-    # BM25 files are written right before embedding starts: wait for them, then kill mid-embedding.
-    while time.time() < deadline and not list(root.glob(".staging-*/bm25/params.index.json")):
+
+def _kill_when(proc: subprocess.Popen, root: Path, ready: "callable") -> None:
+    """SIGKILL ``proc`` once ``ready()`` holds and a next tier is being written (a staging directory)."""
+    deadline = time.time() + 180
+    while time.time() < deadline and not (ready() and list(root.glob(".staging-*"))):
         assert proc.poll() is None, "build finished before it could be killed; make the corpus bigger"
         time.sleep(0.05)
-    time.sleep(1.0)
+    time.sleep(0.5)
     assert proc.poll() is None
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
 
-    assert (root / "CURRENT").read_text() == before
+
+def test_sigkill_between_tiers_leaves_the_last_published_tier_serving(tmp_path, settings):
+    """kill -9 while the dense tier is written, then while the graph tier is: each time the tier
+    published last serves (BM25 only, then BM25 + dense), and the next build completes the rest."""
+    small = write_json_corpus(tmp_path / "small.json", n_docs=3)
+    build_collection(small, "live", settings, show_progress=False)
+    big = write_json_corpus(tmp_path / "big.json", n_docs=80, seed=7, paragraphs=12)
+    root = settings.data_dir / "live"
+    index = ("index", str(big), "--collection", "live", "--data-dir", str(settings.data_dir))
+
+    proc = _ragmem(*index, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(proc, root, lambda: _current_legs(settings.data_dir, "live") == ("bm25",))
     collection = open_collection(settings.data_dir, "live")
-    assert collection.build_dir == good.build_dir and collection.store.n_documents == 3
+    assert collection.store.n_documents == 80 and collection.dense is None
+    assert collection.pending == ("dense", "graph")
     rows, _ = collection.lexical.top_k(collection.analyzer.tokenize("量子计算"), 1)
     assert len(rows) == 1
-    # The next build cleans the dead builder's staging directory and publishes.
-    rebuilt = build_collection(small, "live", settings, force=True, show_progress=False)
-    assert not list(root.glob(".staging-*")) and rebuilt.build_dir != good.build_dir
+
+    proc = _ragmem(*index, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(proc, root, lambda: _current_legs(settings.data_dir, "live") == ("bm25", "dense"))
+    collection = open_collection(settings.data_dir, "live")
+    assert collection.pending == ("graph",) and collection.dense.size == collection.store.n_chunks
+    assert not collection.has_graph
+
+    finished = build_collection(big, "live", settings, show_progress=False)
+    assert not finished.unchanged and finished.embedded == 0  # every vector came from the cache
+    assert not list(root.glob(".staging-*")) and _current_legs(settings.data_dir, "live") == ("bm25", "dense", "graph")
 
 
 def test_cli_reports_invalid_json_with_position(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from eval.local_server import stop_process
+from eval.local_server import PARTIAL_NOTE, stop_process
 from mcp import ClientSession, StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
@@ -79,6 +79,18 @@ def _check_search_text(text: str, json_path: str) -> None:
     assert "CITATION GUIDANCE" in text
 
 
+async def _until_complete(session: ClientSession, json_path: str, timeout: float = 240) -> None:
+    """Search until the answer no longer says legs are pending (the first answer comes from BM25)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await session.call_tool("rag_search", {"query": QUERY, "json_path": json_path})
+        assert not result.is_error, _text(result)
+        if PARTIAL_NOTE not in _text(result):
+            return
+        assert time.monotonic() < deadline, _text(result)
+        await anyio.sleep(0.5)
+
+
 def test_stdio_session(workspace, tmp_path) -> None:
     json_path = str(workspace["corpus"].resolve())
     errlog_path = tmp_path / "server-stderr.log"
@@ -107,6 +119,7 @@ def test_stdio_session(workspace, tmp_path) -> None:
                     assert not result.is_error, _text(result)
                     _check_search_text(_text(result), json_path)
                     assert time.perf_counter() - started < CALL_TIMEOUT
+                    await _until_complete(session, json_path)  # the rest checks the complete collection
 
                     # The legacy cache path the agents pass resolves to the JSON beside it.
                     legacy = json_path + ".chunks.db"

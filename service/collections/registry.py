@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -27,6 +26,7 @@ from service.collections.corpus_paths import CorpusPaths
 from service.collections.errors import (BadCorpus, Building, CorpusTooLarge, Forbidden, NotFound, ServiceError,  # noqa: F401
                             Unauthorized)
 from service.collections.path_quota import PathQuota
+from service.collections.readiness import LegProgress, describe as describe_progress
 
 log = logging.getLogger("ragmem.service.collections.registry")
 T = TypeVar("T")
@@ -87,6 +87,13 @@ class CollectionRegistry:
                 log.info("loaded collection %s build %s", name, build_dir.name)
             return cached
 
+    def pending(self, collection: Collection) -> dict[str, LegProgress]:
+        """Progress of the legs a later tier of ``collection``'s build will add (empty: complete)."""
+        if not collection.pending:
+            return {}
+        return self.builds.progress(collection.name, collection.pending,
+                                    publish.collection_root(self.data_dir, collection.name))
+
     def write(self, name: str, documents: list, deletes: list[str]) -> WriteReport:
         return self._on_current(name, lambda live: live.write(documents, deletes))
 
@@ -94,11 +101,25 @@ class CollectionRegistry:
         return self._on_current(name, LiveCollection.compact)
 
     def _on_current(self, name: str, action: Callable[[LiveCollection], T]) -> T:
-        """Run a write on the published build, retried once if another process republished it meanwhile."""
+        """Run a write on the published build, retried once if another process republished it meanwhile.
+
+        A build still publishing its legs takes no writes: its next tier would not carry them.
+        """
+        def run() -> T:
+            live = self.live(self._existing(name))
+            if live.base.pending:
+                progress = self.pending(live.base)
+                eta = max((p.eta_seconds or 0.0 for p in progress.values()), default=0.0)
+                raise Building(f"collection {name!r} is still being built ({', '.join(live.base.pending)} pending); "
+                               "writes are accepted once every leg is published",
+                               {"Retry-After": str(max(1, int(round(min(eta, 300.0)))) if eta else 10)},
+                               {"pending": describe_progress(progress)})
+            return action(live)
+
         try:
-            return action(self.live(self._existing(name)))
+            return run()
         except StaleBuild:
-            return action(self.live(self._existing(name)))
+            return run()
 
     def _existing(self, name: str) -> str:
         try:
@@ -128,6 +149,8 @@ class CollectionRegistry:
         corpus_path = manifest.corpus.path_or(name)
         info.update({
             "status": "ready",
+            "legs": list(collection.legs),
+            "pending": describe_progress(self.pending(collection)),
             "documents": collection.store.n_documents,
             "chunks": collection.store.n_chunks,
             "live_seq": collection.live_seq,
@@ -170,7 +193,12 @@ class CollectionRegistry:
             return self.get(name)
         job = self.builds.job(path)
         if job is not None and job.signature == signature and job.error:
+            if job.published_legs:  # a later tier failed: serve the tiers it published (pending says why)
+                return self.get(name)
             raise _build_failure(job, raw)
+        if job is not None and job.signature == signature and job.running:  # joining a build needs no key
+            self._wait(job, raw, self.settings.build_wait_seconds if wait_seconds is None else wait_seconds)
+            return self.get(name)
         if not may_build:
             raise Unauthorized(f"building a collection for a new or changed json_path needs the "
                                f"{self.settings.path_build_auth} key (RAGMEM_PATH_BUILD_AUTH)",
@@ -199,14 +227,13 @@ class CollectionRegistry:
         return out
 
     def _wait(self, job: BuildJob, raw: str, wait: float) -> None:
-        try:
-            job.future.result(timeout=wait)
-        except FutureTimeout:
+        """Until the build's first tier (BM25) is published or the build ends, at most ``wait`` s."""
+        if not job.answerable.wait(timeout=wait):
             retry = max(1, int(round(min(30.0, 2.0 + (time.time() - job.started_at) / 2))))
             raise Building(f"collection for {raw} is being built ({job.stage}, {job.fraction:.0%}); "
-                           f"progress at GET /collections/{job.name}", {"Retry-After": str(retry)},
-                           {"collection": job.name, **job.describe()}) from None
-        if job.error:
+                           f"keyword search opens first; progress at GET /collections/{job.name}",
+                           {"Retry-After": str(retry)}, {"collection": job.name, **job.describe()})
+        if job.error and not job.published_legs:
             raise _build_failure(job, raw)
 
     def cancel_build(self, name: str) -> bool:

@@ -35,6 +35,9 @@ class ContextResult:
     total_tokens: int
     max_tokens: int
     took_ms: float
+    mode: str = ""
+    """The mode answered (see ``SearchResult.mode``)."""
+    legs_used: tuple[str, ...] = ()
 
 
 def get_context(collection: Collection, query: str, params: SearchParams, max_tokens: int) -> ContextResult:
@@ -94,4 +97,5 @@ def get_context(collection: Collection, query: str, params: SearchParams, max_to
                 grew = True
                 break
     return ContextResult(query=query, collection=collection.name, blocks=blocks, total_tokens=used,
-                         max_tokens=max_tokens, took_ms=round((time.perf_counter() - started) * 1000, 3))
+                         max_tokens=max_tokens, took_ms=round((time.perf_counter() - started) * 1000, 3),
+                         mode=result.mode, legs_used=result.legs_used)

@@ -35,13 +35,15 @@ def select(collection: Collection, ranked: Ranked, params: SearchParams) -> list
     With ``diverse``: first the best chunk of each of the top ``min_docs`` documents, then fill
     to ``top_k`` in score order with at most ``max_per_doc`` chunks per document, skipping any
     chunk whose embedding is a near duplicate of one already chosen (these corpora repost one
-    article under several titles; see ``near_duplicate_cutoff``). Without it: the plain top_k.
+    article under several titles; see ``near_duplicate_cutoff``; a collection still without its
+    dense leg skips this test). Without it: the plain top_k.
     """
     n = len(ranked.rows)
     if not params.diverse:
         return list(range(min(params.top_k, n)))
     doc_of = collection.store.chunk_doc_rows[ranked.rows] if n else np.zeros(0, np.int64)
-    vectors = collection.dense.reconstruct(ranked.rows[: min(n, max(params.top_k * 10, 100))])
+    vectors = (collection.dense.reconstruct(ranked.rows[: min(n, max(params.top_k * 10, 100))])
+               if collection.dense is not None else np.zeros((0, 0), np.float32))  # BM25 tier: no vectors yet
     cutoff = near_duplicate_cutoff(vectors)
     chosen: list[int] = []
     per_doc: Counter = Counter()

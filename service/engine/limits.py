@@ -9,12 +9,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from indexing.build_format import LEG_BM25, LEG_DENSE, LEG_GRAPH
 from service.engine.fusion import FUSIONS
 
 GRAPH_MODES = ("graph", "hybrid+graph")
 MODES = ("hybrid", "bm25", "dense", *GRAPH_MODES, *(name for name in FUSIONS if name != "hybrid"))
 DEFAULT_MODE = "hybrid+graph"
 """The best mode in docs/EVAL.md; collections built without the graph answer it as plain hybrid."""
+
+MODE_LEGS: dict[str, tuple[str, ...]] = {
+    "bm25": (LEG_BM25,), "dense": (LEG_DENSE,), "graph": (LEG_DENSE, LEG_GRAPH),
+    "hybrid+graph": (LEG_BM25, LEG_DENSE, LEG_GRAPH),
+    **{name: (LEG_BM25, LEG_DENSE) for name in FUSIONS},
+}
+"""The legs each mode reads (the graph channel is seeded by the dense leg's candidates)."""
+FALLBACK_MODES = ("hybrid+graph", "hybrid", "bm25")
+"""What a mode whose legs are still being built is answered with: the first of these whose legs are
+ready, i.e. the default mode as far as it is built."""
+
+
+def answerable_mode(mode: str, ready: tuple[str, ...], pending: tuple[str, ...]) -> str | None:
+    """The mode a query in ``mode`` is answered in on a collection with ``ready`` legs.
+
+    The mode itself once its legs are ready; while one of them is ``pending`` (a later tier of the
+    build), the best :data:`FALLBACK_MODES` entry the ready legs allow. The default mode on a
+    collection built without the graph is plain hybrid. None: the mode needs a leg this
+    collection will never have (``graph`` on a build made without it).
+    """
+    missing = [leg for leg in MODE_LEGS[mode] if leg not in ready]
+    if not missing:
+        return mode
+    if mode != DEFAULT_MODE and not all(leg in pending for leg in missing):
+        return None
+    return next(name for name in FALLBACK_MODES if all(leg in ready for leg in MODE_LEGS[name]))
 
 
 @dataclass(frozen=True)

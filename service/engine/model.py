@@ -71,3 +71,7 @@ class SearchResult:
     candidates: int = 0
     graph: GraphResult | None = None
     """The graph channel's linked triples and entities (graph modes only)."""
+    requested_mode: str = ""
+    """The mode asked for; ``mode`` differs while a leg it needs is still being built."""
+    legs_used: tuple[str, ...] = ()
+    """The legs that ranked these hits (``limits.MODE_LEGS`` of ``mode``)."""

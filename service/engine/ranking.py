@@ -41,7 +41,9 @@ class Ranked:
 
 def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
                     filters: SearchFilters | None = None, timer: StageTimer | None = None) -> Ranked:
-    """All candidates of the mode, best first, with the fused score and each leg's components."""
+    """All candidates of the mode, best first, with the fused score and each leg's components.
+
+    ``mode`` is one the collection can answer (``retrieval.answered_mode``): its legs are ready."""
     check_mode(mode)
     with stage(timer, "filter"):
         mask = allowed_rows(collection, filters)
@@ -55,8 +57,6 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
         dense_rows, dense_cos = collection.dense.top(qvec, pool, mask)
     if mode == "dense":
         return Ranked(dense_rows, np.clip(dense_cos, 0.0, 1.0), {"dense": dense_cos})
-    if mode == "hybrid+graph" and not collection.has_graph:
-        mode = "hybrid"  # the default must work on every collection; only explicit "graph" insists
     graph = graph_rows = None
     if mode in GRAPH_MODES:
         with stage(timer, "graph"):

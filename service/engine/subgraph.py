@@ -7,6 +7,7 @@ extracted from, as citations the agent can use directly.
 from __future__ import annotations
 
 from graphmem.retrieve import GraphResult
+from indexing.build_format import LEG_GRAPH
 from indexing.collection import Collection
 from service.engine.graph import graph_for_query
 from service.engine.model import citation
@@ -16,8 +17,11 @@ MAX_SUPPORT = 3
 MAX_ENTITIES = 20
 
 
-def subgraph_for(collection: Collection, query: str, graph: GraphResult | None) -> dict:
-    """JSON-ready subgraph; runs the graph channel when the search mode did not."""
+def subgraph_for(collection: Collection, query: str, graph: GraphResult | None) -> dict | None:
+    """JSON-ready subgraph; runs the graph channel when the search mode did not. None while the
+    collection's graph tier is still being built (the response's ``pending`` says when)."""
+    if graph is None and LEG_GRAPH in collection.pending:
+        return None
     if graph is None:
         graph = graph_for_query(collection, query)
     memory = collection.graph

@@ -102,11 +102,31 @@ class Subgraph(BaseModel):
     entities: list[SubgraphEntity]
 
 
+class PendingLeg(BaseModel):
+    state: Literal["building", "queued", "failed", "stopped"] = Field(
+        ..., description="building/queued: a build is adding this leg; failed: that build failed (see error); "
+                         "stopped: no build is running (the next json_path request or `ragmem index` resumes it).")
+    progress: float = Field(..., ge=0, le=1, description="Share of the leg's build done.")
+    eta_seconds: Optional[float] = Field(..., description="Seconds until the leg is published; null: not "
+                                                          "estimated yet.")
+    error: Optional[str] = None
+
+
+_MODE_DESCRIPTION = ("The mode answered: the requested one once its legs are published, before that the best "
+                     "mode the published legs allow (hybrid+graph, hybrid, bm25).")
+_LEGS_DESCRIPTION = "The legs that produced these results (bm25, dense, graph)."
+_PENDING_DESCRIPTION = ("Legs of this collection still being built, with progress and ETA; empty once the "
+                        "collection is complete. While it is not empty, results may be keyword-only.")
+
+
 class SearchResponse(BaseModel):
     query: str
     collection: str
     build_id: str
-    mode: str
+    mode: str = Field(..., description=_MODE_DESCRIPTION)
+    requested_mode: str
+    legs_used: list[str] = Field(..., description=_LEGS_DESCRIPTION)
+    pending: dict[str, PendingLeg] = Field(default_factory=dict, description=_PENDING_DESCRIPTION)
     took_ms: float
     results: list[SearchHit]
     subgraph: Optional[Subgraph] = None
@@ -130,6 +150,9 @@ class ContextBlockOut(BaseModel):
 class ContextResponse(BaseModel):
     query: str
     collection: str
+    mode: str = Field(..., description=_MODE_DESCRIPTION)
+    legs_used: list[str] = Field(..., description=_LEGS_DESCRIPTION)
+    pending: dict[str, PendingLeg] = Field(default_factory=dict, description=_PENDING_DESCRIPTION)
     took_ms: float
     total_tokens: int
     max_tokens: int

@@ -18,6 +18,7 @@ from service.http.auth import may_build, require_reader
 from service.engine import (ContextResult, SearchFilters, SearchParams, SearchResult, build_params, get_context,
                             search, subgraph_for)
 from service.http.metrics import MODE_SCOPE_KEY
+from service.collections.readiness import LegProgress, describe as describe_progress
 from service.collections.registry import CollectionRegistry
 
 _QUERY_RESPONSES = {200: {"content": {"text/plain": {}}}, 401: {}, 403: {}, 404: {}, 400: {}, 503: {}}
@@ -39,10 +40,11 @@ def add_query_routes(app: FastAPI, registry: CollectionRegistry, settings: Setti
         collection, source = resolve(request, http)
         result = search(collection, request.query, params)
         subgraph = subgraph_for(collection, request.query, result.graph) if request.include_subgraph else None
+        pending = registry.pending(collection)
         if request.format == "text":
             return PlainTextResponse(formatting.format_search_text(result, source, request.include_content,
-                                                                   subgraph=subgraph))
-        return _search_response(result, request.include_content, subgraph)
+                                                                   subgraph=subgraph, pending=pending))
+        return _search_response(result, request.include_content, subgraph, pending)
 
     @app.post("/rag_get_context", response_model=ContextResponse, dependencies=reader, responses=_QUERY_RESPONSES)
     def rag_get_context(request: ContextRequest, http: Request):
@@ -50,9 +52,10 @@ def add_query_routes(app: FastAPI, registry: CollectionRegistry, settings: Setti
         params = _params(request, settings)
         collection, source = resolve(request, http)
         ctx = get_context(collection, request.query, params, request.max_tokens)
+        pending = registry.pending(collection)
         if request.format == "text":
-            return PlainTextResponse(formatting.format_context_text(ctx, source))
-        return _context_response(ctx)
+            return PlainTextResponse(formatting.format_context_text(ctx, source, pending=pending))
+        return _context_response(ctx, pending)
 
 
 def _params(request: SearchRequest, settings: Settings) -> SearchParams:
@@ -64,21 +67,25 @@ def _params(request: SearchRequest, settings: Settings) -> SearchParams:
                         max_query_chars=settings.max_query_chars)
 
 
-def _search_response(result: SearchResult, include_content: bool, subgraph: dict | None) -> SearchResponse:
+def _search_response(result: SearchResult, include_content: bool, subgraph: dict | None,
+                     pending: dict[str, LegProgress]) -> SearchResponse:
     hits = [SearchHit(rank=h.rank, citation=h.citation, doc_index=h.record.doc_index,
                       chunk_index=h.record.chunk_index, doc_id=h.record.doc_id, chunk_id=h.record.chunk_id,
                       title=h.record.title, url=h.record.url, start_char=h.record.start_char,
                       end_char=h.record.end_char, content=h.record.text if include_content else None,
                       score=h.score, scores=h.scores) for h in result.hits]
     return SearchResponse(query=result.query, collection=result.collection, build_id=result.build_id,
-                          mode=result.mode, took_ms=result.took_ms, results=hits, subgraph=subgraph)
+                          mode=result.mode, requested_mode=result.requested_mode, legs_used=list(result.legs_used),
+                          pending=describe_progress(pending), took_ms=result.took_ms, results=hits,
+                          subgraph=subgraph)
 
 
-def _context_response(ctx: ContextResult) -> ContextResponse:
+def _context_response(ctx: ContextResult, pending: dict[str, LegProgress]) -> ContextResponse:
     blocks = [ContextBlockOut(citation=b.hit.citation, doc_index=b.hit.record.doc_index,
                               doc_id=b.hit.record.doc_id, title=b.hit.record.title, url=b.hit.record.url,
                               first_chunk=b.first_chunk, last_chunk=b.last_chunk, start_char=b.start_char,
                               end_char=b.end_char, tokens=b.n_tokens, score=b.hit.score, text=b.text)
               for b in ctx.blocks]
-    return ContextResponse(query=ctx.query, collection=ctx.collection, took_ms=ctx.took_ms,
+    return ContextResponse(query=ctx.query, collection=ctx.collection, mode=ctx.mode, legs_used=list(ctx.legs_used),
+                           pending=describe_progress(pending), took_ms=ctx.took_ms,
                            total_tokens=ctx.total_tokens, max_tokens=ctx.max_tokens, blocks=blocks)
