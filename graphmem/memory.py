@@ -3,8 +3,12 @@
 Built once per collection from the chunks' texts, following two papers:
 
 * LatentGraphMem: every chunk contributes at most 32 (head, relation, tail) triples, and
-  every edge is also stored as a latent vector (the embedding of "head relation tail"), so
-  a question can be scored against edges and a top-k subgraph picked without walking.
+  every edge is also stored as a latent vector, so a question can be scored against edges
+  and a top-k subgraph picked without walking. A collection build gives each triple the
+  vector of the chunk it was extracted from (:data:`TRIPLE_VECTORS_CHUNK`): the chunks are
+  embedded anyway, while embedding every "head relation tail" text cost about 2.5x the chunk
+  embedding and linked questions worse (``make eval``). Without chunk vectors the triple
+  texts are embedded (:data:`TRIPLE_VECTORS_TEXT`, also what format-1 graphs hold).
 * HippoRAG 2: entity nodes and passage (chunk) nodes live in one graph — relation edges
   between entities, mention edges from an entity to the chunks that name it, synonym
   edges between entities whose names embed close together — and personalized PageRank
@@ -51,7 +55,10 @@ __all__ = [
 
 log = logging.getLogger("ragmem.graphmem.memory")
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2 added ``GraphLimits.triple_vectors`` / ``synonym_min_chunks`` and the ``triple_owner`` array;
+format-1 graphs (text-embedded triples, every entity embedded) still load."""
+READABLE_FORMATS = (1, 2)
 ARRAYS_FILE = "graph_arrays.npz"
 STRINGS_FILE = "graph_strings.json"
 
@@ -65,8 +72,9 @@ beyond it an HNSW graph keeps the build near-linear at the cost of missing a few
 
 TRIPLE_INDEX_FILE = "triples.faiss"
 TRIPLE_HNSW_THRESHOLD = 20_000
-"""Up to this many triples the question is scored against every triple vector (exact, a few ms);
-above it an HNSW index, persisted beside the arrays, keeps linking under a millisecond."""
+"""Up to this many distinct triple vectors (triples; chunks holding triples when the vectors are
+the chunks') the question is scored against every one (exact, a few ms); above it an HNSW index,
+persisted beside the arrays, keeps linking under a millisecond."""
 TRIPLE_HNSW_M = 32
 TRIPLE_HNSW_EF_SEARCH = 64
 
@@ -76,6 +84,17 @@ fixed :data:`LARGE_WALK_STEPS` steps instead of to convergence; `make bench-grap
 LARGE_WALK_STEPS = 3
 
 _PROGRESS_EVERY = 0.01  # report extraction progress every ~1% of the chunks
+
+TRIPLE_VECTORS_CHUNK = "chunk"
+"""A triple's vector is the vector of the chunk it was first extracted from (``triple_owner``)."""
+TRIPLE_VECTORS_TEXT = "text"
+"""A triple's vector is the embedding of its "head relation tail" text (:meth:`GraphMemory.triple_text`)."""
+
+MIN_SYNONYM_CHUNKS = 2
+"""What collection builds set ``GraphLimits.synonym_min_chunks`` to. Entity vectors serve only the
+synonym edges, and most entities (about 85% in the eval corpora) are named in one chunk: an edge
+from one of them adds a path to that single chunk, which PageRank barely weighs (``make eval``
+recall was unchanged without such edges), yet their names cost as much to embed as the rest."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +116,12 @@ class GraphLimits:
     synonym_cutoff: float | None = None
     """The raw cosine the rule above resolved to for this collection (set by ``build_graph`` unless
     given; live updates reuse it so new entities link by the same standard)."""
+    synonym_min_chunks: int = 1
+    """Only entities mentioned in at least this many chunks get a name vector (the others keep a
+    zero row) and synonym edges; collection builds use :data:`MIN_SYNONYM_CHUNKS`."""
+    triple_vectors: str = TRIPLE_VECTORS_CHUNK
+    """Where triple vectors come from: :data:`TRIPLE_VECTORS_CHUNK` when the caller gives the chunk
+    vectors, else :data:`TRIPLE_VECTORS_TEXT`; ``build_graph`` records the one it used."""
 
     def cosine_cutoff(self) -> float:
         return self.synonym_threshold if self.synonym_cutoff is None else self.synonym_cutoff
@@ -134,6 +159,7 @@ class GraphMemory:
     """Per triple: (chunk_row, start, end) evidence spans, offsets into that chunk's text."""
     entity_vectors: np.ndarray
     triple_vectors: np.ndarray
+    """Per triple: its latent vector (see ``limits.triple_vectors``)."""
     synonyms: list[tuple[int, int, float]]
     """(i, j, cosine) with i < j, sorted."""
     n_chunks: int
@@ -151,6 +177,11 @@ class GraphMemory:
     extra_triple_vectors: np.ndarray | None = field(default=None, repr=False)
     """Vectors of triples appended by live updates (ids from ``len(triple_vectors)`` on), kept apart
     so a write does not copy the base's hundreds of megabytes of triple vectors."""
+    triple_owner: np.ndarray | None = field(default=None, repr=False)
+    """Chunk vectors only: per triple (live-appended ones included), the chunk row whose vector it
+    carries. Triples of one chunk share a vector, so linking scores each chunk once
+    (:class:`_ChunkLinks`) and ``triple_index`` holds one vector per chunk. None: text vectors."""
+    _links: "_ChunkLinks | None" = field(default=None, init=False, repr=False)
     _triple_ids: dict | None = field(default=None, init=False, repr=False)
     _ids_by_key: dict[str, int] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -213,12 +244,18 @@ class GraphMemory:
                 self._walk = Walk(transition, single_precision=transition.nnz > LARGE_WALK_EDGES)
             return self._walk
 
-    def top_triples(self, qvec: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(triple ids, cosines) of the k live triples closest to ``qvec``, best first (ties by id)."""
+    def top_triples(self, qvec: np.ndarray, k: int,
+                    prefer: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(triple ids, cosines) of the k live triples closest to ``qvec``, best first (ties by id).
+
+        With chunk vectors every triple of a chunk has that chunk's cosine: ``prefer`` (triple ids
+        -> priorities, higher first) orders such ties before their ids do."""
         k = min(k, self.n_triples)
         if k <= 0:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         query = np.ascontiguousarray(qvec, dtype=np.float32).reshape(1, -1)
+        if self.triple_owner is not None:
+            return self._chunk_links().top(query, k, self.triple_index, self.triple_alive, prefer)
         indexed = self.triple_index.ntotal if self.triple_index is not None else 0
         ids_parts, score_parts = [], []
         if indexed:
@@ -265,6 +302,18 @@ class GraphMemory:
         }
 
     # ------------------------------------------------------------------ internals
+
+    def _chunk_links(self) -> "_ChunkLinks":
+        if self._links is None:
+            with self._lock:
+                if self._links is None:
+                    self._links = _ChunkLinks.of(self.triple_owner, self.triple_vectors, self.extra_triple_vectors)
+        return self._links
+
+    def link_vectors(self) -> np.ndarray:
+        """The distinct vectors a question is scored against (what ``triple_index`` indexes): the
+        triple vectors, or with chunk vectors one per chunk holding triples."""
+        return self.triple_vectors if self.triple_owner is None else self._chunk_links().vectors
 
     def _adjacency(self) -> sp.coo_matrix:
         """Symmetric weight matrix of :meth:`graph`, built with numpy only."""
@@ -320,6 +369,79 @@ class GraphMemory:
                 data["synonym"] = True
                 data["cosine"] = float(cosine)
         return g
+
+
+@dataclass
+class _ChunkLinks:
+    """Triples grouped by the chunk whose vector they carry (chunk vectors), so that a question is
+    scored once per chunk rather than once per triple: about 20 times fewer products, and an HNSW
+    index of distinct points (thousands of identical vectors would degrade its graph)."""
+
+    vectors: np.ndarray
+    """(groups, dim): one vector per chunk holding triples, in ascending chunk row."""
+    offsets: np.ndarray
+    members: np.ndarray
+    """Triple ids of group g: ``members[offsets[g]:offsets[g + 1]]``, ascending."""
+
+    @classmethod
+    def of(cls, owner: np.ndarray, vectors: np.ndarray, extra: np.ndarray | None) -> "_ChunkLinks":
+        """Groups of ``owner`` (chunk row per triple); vectors of base triples then ``extra`` ones."""
+        members = np.argsort(np.asarray(owner, dtype=np.int64), kind="stable")
+        _, starts = np.unique(np.asarray(owner, dtype=np.int64)[members], return_index=True)
+        first = members[starts]
+        base = vectors.shape[0]
+        group_vectors = np.empty((first.size, vectors.shape[1]), dtype=np.float32)
+        in_base = first < base
+        group_vectors[in_base] = vectors[first[in_base]]
+        if not in_base.all():
+            group_vectors[~in_base] = extra[first[~in_base] - base]
+        return cls(group_vectors, np.append(starts, members.size).astype(np.int64), members.astype(np.int64))
+
+    @property
+    def n_groups(self) -> int:
+        return self.vectors.shape[0]
+
+    def top(self, query: np.ndarray, k: int, index: faiss.Index | None, alive: np.ndarray | None,
+            prefer: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(triple ids, cosines) of the k best live triples, best first, ties by ``prefer`` then id.
+
+        Groups are fetched best first, doubling until they hold k live triples (all of them
+        at once when none is dead, as every group holds at least one triple)."""
+        fetch = min(k, self.n_groups)
+        while True:
+            groups, scores = self._top_groups(query, fetch, index)
+            if not groups.size:
+                return np.zeros(0, np.int64), np.zeros(0, np.float32)
+            sizes = self.offsets[groups + 1] - self.offsets[groups]
+            ids = np.concatenate([self.members[self.offsets[g]:self.offsets[g + 1]] for g in groups])
+            cos = np.repeat(scores, sizes)
+            if alive is not None:
+                keep = alive[ids]
+                ids, cos = ids[keep], cos[keep]
+            if ids.size >= k or fetch >= self.n_groups:
+                priority = np.zeros(ids.size) if prefer is None else np.asarray(prefer(ids), dtype=np.float64)
+                order = np.lexsort((ids, -priority, -cos))[:k]
+                return ids[order], cos[order].astype(np.float32)
+            fetch = min(2 * fetch, self.n_groups)
+
+    def _top_groups(self, query: np.ndarray, fetch: int, index: faiss.Index | None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``fetch`` best groups and their cosines: HNSW over the first ``index.ntotal`` groups
+        (the base build's), exact over the rest (groups of chunks added live)."""
+        indexed = index.ntotal if index is not None else 0
+        id_parts, score_parts = [], []
+        if indexed:
+            scores, ids = index.search(query, min(indexed, fetch))
+            keep = ids[0] >= 0
+            id_parts.append(ids[0][keep].astype(np.int64))
+            score_parts.append(scores[0][keep])
+        if indexed < self.n_groups:
+            rest = self.vectors[indexed:] @ query[0]
+            top = np.argpartition(-rest, fetch - 1)[:fetch] if rest.size > fetch else np.arange(rest.size)
+            id_parts.append(top.astype(np.int64) + indexed)
+            score_parts.append(rest[top])
+        ids, scores = np.concatenate(id_parts), np.concatenate(score_parts)
+        order = np.lexsort((ids, -scores))[:fetch]
+        return ids[order], scores[order]
 
 
 # ---------------------------------------------------------------------- building
@@ -444,15 +566,23 @@ def build_graph(
     limits: GraphLimits = GraphLimits(),
     progress: Callable[[str, float], None] | None = None,
     show_progress: bool = False,
+    chunk_vectors: np.ndarray | None = None,
 ) -> GraphMemory:
     """Extract, merge, cap, embed and link the knowledge graph of a chunk collection.
 
     ``encode`` maps texts to L2-normalised float32 rows (the collection's embedder); it is
-    called in batches of :data:`ENCODE_BATCH`. ``progress(stage, fraction)`` is called now
-    and then for each stage ("extract", "graph", "embed", "synonyms") so a long ingest can
-    report where it is. Chunk rows must be non-negative; ``n_chunks`` becomes the largest
-    row + 1 so chunk node ids equal chunk rows even when some rows are absent.
+    called in batches of :data:`ENCODE_BATCH`. ``chunk_vectors`` (one row per chunk, aligned
+    with ``chunks``) are the collection's own chunk embeddings: given, and unless
+    ``limits.triple_vectors`` asks for text, each triple carries its chunk's vector and only
+    entity names are encoded. ``progress(stage, fraction)`` is called now and then for each
+    stage ("extract", "graph", "embed", "synonyms") so a long ingest can report where it is.
+    Chunk rows must be non-negative; ``n_chunks`` becomes the largest row + 1 so chunk node
+    ids equal chunk rows even when some rows are absent.
     """
+    if chunk_vectors is not None and (np.ndim(chunk_vectors) != 2 or len(chunk_vectors) != len(chunks)):
+        raise ValueError(f"chunk vectors of shape {np.shape(chunk_vectors)} for {len(chunks)} chunks")
+    use_chunks = chunk_vectors is not None and limits.triple_vectors == TRIPLE_VECTORS_CHUNK
+    limits = replace(limits, triple_vectors=TRIPLE_VECTORS_CHUNK if use_chunks else TRIPLE_VECTORS_TEXT)
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
     with _timed(seconds, "extract"):
@@ -465,15 +595,22 @@ def build_graph(
         del merged
     report("graph", 1.0)
     with _timed(seconds, "embed"):
-        texts = [entity_names, _triple_texts(entity_names, triples)]
-        entity_vectors, triple_vectors = _encode_all(encode, texts, report, show_progress)
+        named = _named_entities(entity_chunks, limits.synonym_min_chunks)
+        owner = _owner_rows(triples) if use_chunks else None
+        texts = [[entity_names[i] for i in named]] + ([] if use_chunks else [_triple_texts(entity_names, triples)])
+        encoded = _encode_all(encode, texts, report, show_progress)
+        if use_chunks:
+            triple_vectors = _chunk_rows_vectors(chunks, np.asarray(chunk_vectors), owner)
+            encoded = [_with_dimension(encoded[0], triple_vectors.shape[1])]
+        else:
+            triple_vectors = encoded[1]
+        entity_vectors = _scatter_rows(encoded[0], named, len(entity_keys))
     report("embed", 1.0)
     with _timed(seconds, "synonyms"):
         if limits.synonym_cutoff is None:  # a caller-given raw cutoff is kept as is
-            limits = replace(limits, synonym_cutoff=synonym_cutoff(entity_vectors, limits.synonym_threshold))
-        synonyms = _synonym_pairs(entity_vectors, limits.synonym_neighbours, limits.synonym_cutoff)
+            limits = replace(limits, synonym_cutoff=synonym_cutoff(encoded[0], limits.synonym_threshold))
+        synonyms = _among(named, _synonym_pairs(encoded[0], limits.synonym_neighbours, limits.synonym_cutoff))
     report("synonyms", 1.0)
-    triple_index = _timed_triple_index(triple_vectors, seconds)
 
     memory = GraphMemory(
         entity_keys=entity_keys,
@@ -489,10 +626,11 @@ def build_graph(
         triple_vectors=triple_vectors,
         synonyms=synonyms,
         n_chunks=n_chunks,
-        stage_seconds={k: round(v, 4) for k, v in seconds.items()},
         limits=limits,
-        triple_index=triple_index,
+        triple_owner=owner,
     )
+    memory.triple_index = _timed_triple_index(memory.link_vectors(), seconds)
+    memory.stage_seconds = {k: round(v, 4) for k, v in seconds.items()}
     log.info(
         "graph memory: %d chunks, %d entities, %d triples, %d synonym edges in %.1fs",
         n_chunks, memory.n_entities, memory.n_triples, len(synonyms), sum(seconds.values()),
@@ -579,6 +717,48 @@ def _triple_texts(entity_names: list[str], triples: _TripleColumns) -> list[str]
     return [
         f"{entity_names[h]} {r} {entity_names[t]}" for h, r, t in zip(triples.head, triples.relation, triples.tail)
     ]
+
+
+def _named_entities(entity_chunks: list[np.ndarray], min_chunks: int) -> np.ndarray:
+    """Ids of the entities that get a name vector (``GraphLimits.synonym_min_chunks``), ascending."""
+    counts = np.fromiter((len(c) for c in entity_chunks), dtype=np.int64, count=len(entity_chunks))
+    return np.flatnonzero(counts >= max(1, int(min_chunks)))
+
+
+def _owner_rows(triples: _TripleColumns) -> np.ndarray:
+    """Per triple, the chunk it was first extracted from (its first evidence span's row)."""
+    return np.fromiter((spans[0][0] for spans in triples.spans), dtype=np.int64, count=len(triples.spans))
+
+
+def _chunk_rows_vectors(chunks: Sequence[ChunkText], chunk_vectors: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """The (re-normalised) vectors of the chunks with these rows, one per entry of ``rows``."""
+    position = {int(c.row): i for i, c in enumerate(chunks)}
+    picked = chunk_vectors[np.fromiter((position[int(r)] for r in rows), dtype=np.int64, count=len(rows))]
+    return np.ascontiguousarray(_l2_normalise(picked.astype(np.float32)), dtype=np.float32)
+
+
+def _with_dimension(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """``vectors`` checked against the chunk vectors' dimension (an empty result takes it on)."""
+    if vectors.shape[0] == 0:
+        return np.zeros((0, dim), dtype=np.float32)
+    if vectors.shape[1] != dim:
+        raise ValueError(f"encode returned dimension {vectors.shape[1]}, the chunk vectors have {dim}")
+    return vectors
+
+
+def _scatter_rows(vectors: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """An (n, dim) matrix with ``vectors`` at rows ``ids`` and zero rows elsewhere (never embedded:
+    a zero row's cosine, 0, is below every synonym cutoff, which is at least 0.5)."""
+    if ids.size == n:
+        return vectors
+    out = np.zeros((n, vectors.shape[1]), dtype=np.float32)
+    out[ids] = vectors
+    return out
+
+
+def _among(ids: np.ndarray, pairs: list[tuple[int, int, float]]) -> list[tuple[int, int, float]]:
+    """Pairs of positions in ``ids`` as pairs of ids (``ids`` ascend, so order and i < j hold)."""
+    return [(int(ids[i]), int(ids[j]), c) for i, j, c in pairs]
 
 
 def _timed_triple_index(vectors: np.ndarray, seconds: dict[str, float]) -> faiss.Index | None:
@@ -783,6 +963,8 @@ def save_graph(memory: GraphMemory, directory: Path) -> None:
         "synonym_pairs": np.asarray([(i, j) for i, j, _ in memory.synonyms], dtype=np.int32).reshape(-1, 2),
         "synonym_scores": np.asarray([c for _, _, c in memory.synonyms], dtype=np.float64),
     }
+    if memory.triple_owner is not None:
+        arrays["triple_owner"] = np.asarray(memory.triple_owner, dtype=np.int64)
 
     def write_arrays(path: Path) -> None:
         with open(path, "wb") as fh:
@@ -814,7 +996,7 @@ def load_graph(directory: Path) -> GraphMemory:
     directory = Path(directory)
     strings = json.loads((directory / STRINGS_FILE).read_bytes().decode("utf-8", "surrogatepass"))
     version = strings.get("format_version")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_FORMATS:
         raise ValueError(f"unsupported graph memory format {version!r} in {directory}")
     with np.load(directory / ARRAYS_FILE, allow_pickle=False) as npz:
         a = {name: npz[name] for name in npz.files}
@@ -827,6 +1009,7 @@ def load_graph(directory: Path) -> GraphMemory:
         or len(a["triple_spans_offsets"]) != n_triples + 1
         or a["entity_vectors"].shape[0] != n_entities
         or a["triple_vectors"].shape[0] != n_triples
+        or ("triple_owner" in a and len(a["triple_owner"]) != n_triples)
     ):
         raise ValueError(f"graph memory files in {directory} are inconsistent")
     spans = a["triple_spans"]
@@ -835,14 +1018,11 @@ def load_graph(directory: Path) -> GraphMemory:
         [(int(r), int(s), int(e)) for r, s, e in spans[span_offsets[i] : span_offsets[i + 1]].tolist()]
         for i in range(n_triples)
     ]
-    limits = GraphLimits(**strings.get("limits", {}))
-    triple_index = None
-    if (directory / TRIPLE_INDEX_FILE).exists():
-        triple_index = faiss.read_index(str(directory / TRIPLE_INDEX_FILE))
-        triple_index.hnsw.efSearch = TRIPLE_HNSW_EF_SEARCH
-    elif n_triples > TRIPLE_HNSW_THRESHOLD:  # written before the index existed: build it once now
-        triple_index = _triple_hnsw(a["triple_vectors"])
-    return GraphMemory(
+    limits = _loaded_limits(strings.get("limits", {}), version)
+    if (limits.triple_vectors == TRIPLE_VECTORS_CHUNK) != ("triple_owner" in a):
+        raise ValueError(f"graph memory files in {directory} are inconsistent (triple vectors of chunks "
+                         "need the triple_owner array)")
+    memory = GraphMemory(
         entity_keys=list(strings["entity_keys"]),
         entity_names=list(strings["entity_names"]),
         entity_kinds=list(strings["entity_kinds"]),
@@ -858,5 +1038,19 @@ def load_graph(directory: Path) -> GraphMemory:
         n_chunks=int(strings["n_chunks"]),
         stage_seconds={k: float(v) for k, v in strings.get("stage_seconds", {}).items()},
         limits=limits,
-        triple_index=triple_index,
+        triple_owner=a.get("triple_owner"),
     )
+    if (directory / TRIPLE_INDEX_FILE).exists():
+        memory.triple_index = faiss.read_index(str(directory / TRIPLE_INDEX_FILE))
+        memory.triple_index.hnsw.efSearch = TRIPLE_HNSW_EF_SEARCH
+    else:  # small, or written before the index existed (then a large graph builds it once now)
+        memory.triple_index = _triple_hnsw(memory.link_vectors())
+    return memory
+
+
+def _loaded_limits(saved: dict, version: int) -> GraphLimits:
+    """The saved limits; format 1 predates two fields: its triples embed their texts and every
+    entity has a name vector."""
+    if version == 1:
+        saved = {**saved, "triple_vectors": TRIPLE_VECTORS_TEXT, "synonym_min_chunks": 1}
+    return GraphLimits(**saved)

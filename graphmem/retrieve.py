@@ -12,6 +12,8 @@ caller (``include_subgraph``), so every graph-driven result can be inspected and
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,9 +62,30 @@ class GraphResult:
     """PageRank seed weight of every node (entities, then chunks)."""
 
 
-def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams) -> list[LinkedTriple]:
-    """The question's top-k triples by cosine between its embedding and each triple's text."""
-    ids, scores = memory.top_triples(qvec, params.top_triples)
+_HAN_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+
+
+def _words(text: str) -> set[str]:
+    """Casefolded words, and single Han characters (Chinese has no spaces to split words at)."""
+    text = text.casefold()
+    return set(_WORD.findall(_HAN_CHAR.sub(" ", text))) | set(_HAN_CHAR.findall(text))
+
+
+def _named_in(memory: GraphMemory, query: str) -> Callable[[np.ndarray], np.ndarray]:
+    """Triple ids -> how many of the question's words each triple's text names. With chunk vectors
+    the triples of one chunk tie on the cosine; the question names the facts it asks about, so those
+    triples go first (ids alone would seed the chunk's first sentence whatever was asked)."""
+    asked = _words(query)
+    return lambda ids: np.fromiter((len(asked & _words(memory.triple_text(int(t)))) for t in ids),
+                                   dtype=np.float64, count=len(ids))
+
+
+def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams,
+                 query: str | None = None) -> list[LinkedTriple]:
+    """The question's top-k triples by cosine between its embedding and each triple's vector
+    (ties, as among one chunk's triples, go to those naming more of ``query``'s words)."""
+    ids, scores = memory.top_triples(qvec, params.top_triples, None if query is None else _named_in(memory, query))
     if not len(ids):
         return []
     vectors = memory.triple_vectors
@@ -78,7 +101,7 @@ def graph_seeds(memory: GraphMemory, query: str, qvec: np.ndarray, dense_rows: n
     """The PageRank seeds of a question (``GraphResult.seeds``), without the walk."""
     n_entities = memory.n_entities
     seeds = np.zeros(n_entities + memory.n_chunks, dtype=np.float64)
-    triples = link_triples(memory, qvec, params)
+    triples = link_triples(memory, qvec, params, query)
     # Entities named in the question count as strongly as its best-linked triple.
     named = {m.key for m in extract(query).mentions}
     exact = [i for i in map(memory.entity_id, named) if i is not None and len(memory.entity_chunks[i])]

@@ -8,16 +8,20 @@ entity's and triple's provenance; a triple or entity left without any is dead â€
 never linked, seeded or exported (LightRAG#985 is what happens otherwise). Synonym edges of
 dead entities go with them; new entities get synonym edges to live ones. Compaction rebuilds
 the memory from scratch and drops the dead entries for good.
+
+A memory whose triples carry chunk vectors gives the appended triples their added chunk's vector.
+Every new entity gets a name vector whatever ``synonym_min_chunks`` says: a write's handful of
+chunks would otherwise leave its entities without synonym edges, and embedding them is cheap.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from graphmem.memory import ChunkText, GraphMemory, build_graph
+from graphmem.memory import TRIPLE_VECTORS_CHUNK, ChunkText, GraphMemory, build_graph
 
 __all__ = ["update_graph"]
 
@@ -41,6 +45,8 @@ class _Merging:
     triple_spans: list[list[tuple[int, int, int]]]
     triple_alive: np.ndarray
     """Covers the base's triples only; appended triples are alive (see :meth:`all_alive`)."""
+    triple_owner: list[int] | None
+    """Chunk vectors only: the chunk row whose vector each triple carries (None: text vectors)."""
     new_entity_vectors: list[np.ndarray] = field(default_factory=list)
     new_triple_vectors: list[np.ndarray] = field(default_factory=list)
 
@@ -60,6 +66,8 @@ class _Merging:
         self.triple_chunks.append(delta.triple_chunks[j])
         self.triple_spans.append(list(delta.triple_spans[j]))
         self.new_triple_vectors.append(delta.triple_vectors[j])
+        if self.triple_owner is not None:
+            self.triple_owner.append(int(delta.triple_owner[j]))
 
     def support_triple(self, i: int, delta: GraphMemory, j: int) -> None:
         """Base triple ``i`` (perhaps dead) is supported by the new chunks of delta triple ``j``."""
@@ -74,16 +82,19 @@ class _Merging:
 
 
 def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.ndarray,
-                 encode: Callable[[list[str]], np.ndarray]) -> GraphMemory:
+                 encode: Callable[[list[str]], np.ndarray], chunk_vectors: np.ndarray | None = None) -> GraphMemory:
     """``base`` with ``added`` chunks merged in and only chunk rows where ``alive_rows`` holds kept.
 
     ``alive_rows`` covers every chunk row of the live collection (base rows first); ``encode``
-    is the collection's embedder (through its embedding cache).
+    is the collection's embedder (through its embedding cache). ``chunk_vectors`` are the added
+    chunks' own vectors (aligned with ``added``); when the base's triples carry chunk vectors and
+    none are given, the added chunks' texts are encoded for them.
     """
     alive_rows = np.asarray(alive_rows, dtype=bool)
     merging = _live_base(base, alive_rows)
     delta_synonyms: list[tuple[int, int, float]] = []
-    delta = build_graph(list(added), encode, base.limits) if added else None
+    delta = build_graph(list(added), encode, replace(base.limits, synonym_min_chunks=1),
+                        chunk_vectors=_added_chunk_vectors(base, added, encode, chunk_vectors)) if added else None
     if delta is not None:
         entity_map = _merge_entities(merging, base, delta)
         _merge_triples(merging, base, delta, entity_map)
@@ -109,7 +120,18 @@ def update_graph(base: GraphMemory, added: Sequence[ChunkText], alive_rows: np.n
         limits=base.limits,
         triple_index=base.triple_index,
         triple_alive=merging.all_alive(),
+        triple_owner=None if merging.triple_owner is None else np.asarray(merging.triple_owner, dtype=np.int64),
     )
+
+
+def _added_chunk_vectors(base: GraphMemory, added: Sequence[ChunkText], encode: Callable[[list[str]], np.ndarray],
+                         chunk_vectors: np.ndarray | None) -> np.ndarray | None:
+    """The vectors the added chunks' triples carry: None when the base's triples embed their texts."""
+    if base.triple_owner is None or base.limits.triple_vectors != TRIPLE_VECTORS_CHUNK or not added:
+        return None
+    if chunk_vectors is None:
+        return np.asarray(encode([c.text for c in added]), dtype=np.float32)
+    return np.asarray(chunk_vectors, dtype=np.float32)
 
 
 def _live_base(base: GraphMemory, alive_rows: np.ndarray) -> _Merging:
@@ -133,6 +155,7 @@ def _live_base(base: GraphMemory, alive_rows: np.ndarray) -> _Merging:
         triple_chunks=triple_chunks,
         triple_spans=triple_spans,
         triple_alive=triple_alive,
+        triple_owner=None if base.triple_owner is None else base.triple_owner.tolist(),
     )
 
 

@@ -232,7 +232,8 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
                         "them (the journal stays at %s)", name, current.name, corpus_path,
                         journal_path(root, current.name))
         with write_build(root) as build:
-            tiers = _Tiers(build, settings.keep_builds, stages, tiered, on_tier or (lambda leg, path: None))
+            tiers = _Tiers(build, settings.keep_builds, stages, tiered, on_tier or (lambda leg, path: None),
+                           settings.fault_pause_after_tier)
             manifest = _build_into(tiers, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
                                    settings, stages, show_progress)
             final = tiers.published
@@ -254,20 +255,28 @@ def _nothing_to_index(corpus_path: Path, corpus: LoadedCorpus) -> str:
 
 
 def graph_limits(settings: Settings) -> GraphLimits:
+    """The limits a collection build gives ``build_graph`` (part of the build's fingerprint)."""
     return GraphLimits(max_triples_per_chunk=settings.graph_max_triples_per_chunk,
-                       max_triples=settings.graph_max_triples, synonym_threshold=settings.graph_synonym_threshold)
+                       max_triples=settings.graph_max_triples, synonym_threshold=settings.graph_synonym_threshold,
+                       synonym_min_chunks=settings.graph_synonym_min_chunks,
+                       triple_vectors=settings.graph_triple_vectors)
 
 
-def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: list[ChunkRow], embedder: TextEmbedder,
-                        cache: EmbeddingCache, settings: Settings, stages: "_Stages", show_progress: bool) -> dict:
-    """Knowledge-graph memory of the chunks, embedded through the same cache as the chunks."""
+def _build_graph_memory(build: BuildWriter, documents: list[Document], rows: list[ChunkRow], chunk_vectors: np.ndarray,
+                        embedder: TextEmbedder, cache: EmbeddingCache, settings: Settings, stages: "_Stages",
+                        show_progress: bool) -> dict:
+    """Knowledge-graph memory of the chunks, embedded through the same cache as the chunks.
 
+    Its triples carry their chunk's vector (``graphmem.memory.TRIPLE_VECTORS_CHUNK``), the one the
+    embed stage has just computed, so the graph stage embeds only entity names.
+    """
     def encode(texts: list[str]) -> np.ndarray:
         vectors, _ = embed_texts(embedder, texts, cache, max(256, settings.embed_batch_size), show_progress=False)
         return vectors
 
     memory = build_graph([ChunkText(row=i, text=r.text, title=documents[r.doc_row].title) for i, r in enumerate(rows)],
-                         encode, graph_limits(settings), progress=stages.progress, show_progress=show_progress)
+                         encode, graph_limits(settings), progress=stages.progress, show_progress=show_progress,
+                         chunk_vectors=chunk_vectors if len(rows) else None)
     build.graph(lambda directory: save_graph(memory, directory))
     return memory.describe()
 
@@ -295,9 +304,11 @@ class _Tiers:
     """Publishes a build leg by leg (or, untiered, once with every leg), timing each publish."""
 
     def __init__(self, build: BuildWriter, keep_builds: int, stages: _Stages, tiered: bool,
-                 on_tier: TierCallback) -> None:
+                 on_tier: TierCallback, pause_after_tier: float = 0.0) -> None:
         self.build, self.keep_builds, self.stages = build, keep_builds, stages
         self.tiered, self.on_tier = tiered, on_tier
+        self.pause_after_tier = pause_after_tier
+        """``RAGMEM_FAULT_PAUSE_AFTER_TIER``: lets a test search each tier before the next one lands."""
         self.seconds: dict[str, float] = {}
         self.published: Path | None = None
 
@@ -317,6 +328,8 @@ class _Tiers:
         log.info("published %s of %s (%s) after %.1fs", leg, manifest.collection, self.published.name,
                  self.seconds[leg])
         self.on_tier(leg, self.published)
+        if pending and self.pause_after_tier:
+            time.sleep(self.pause_after_tier)
         return manifest
 
 
@@ -367,7 +380,7 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
         manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded))
         if settings.graph:
             with stages.stage("graph"):
-                graph_info = _build_graph_memory(build, documents, rows, embedder, cache, settings,
+                graph_info = _build_graph_memory(build, documents, rows, vectors, embedder, cache, settings,
                                                  _GraphProgress(stages), show_progress)
             manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded))
     finally:

@@ -123,7 +123,7 @@ class LiveCollection:
             if base.has_graph:
                 added = [ChunkText(row=int(r), text=t, title=title)
                          for r, t, title in zip(state.chunk_rows, state.chunk_texts, state.chunk_titles)]
-                graph = update_graph(base.graph, added, alive, self._graph_encoder())
+                graph = update_graph(base.graph, added, alive, self._graph_encoder(), state.chunk_vectors)
             self._snapshot = dataclasses.replace(
                 base,
                 store=LiveStore(base.store, journal.queries(), state, deleted_docs, alive),

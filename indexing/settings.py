@@ -12,6 +12,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from graphmem.memory import MIN_SYNONYM_CHUNKS
 from indexing.embedder import E5_MODEL
 
 DEFAULT_EMBED_MODEL = E5_MODEL
@@ -56,6 +57,11 @@ class Settings(BaseSettings):
     graph_max_triples: int = 500_000
     graph_synonym_threshold: float = Field(default=0.75, description="Synonym edges: how far from a typical "
                                            "unrelated entity pair towards identical (graphmem.memory.GraphLimits).")
+    graph_synonym_min_chunks: int = Field(default=MIN_SYNONYM_CHUNKS, ge=1, description="Only entities named in "
+                                          "at least this many chunks get a name vector and synonym edges.")
+    graph_triple_vectors: Literal["chunk", "text"] = Field(
+        default="chunk", description="Triple vectors: chunk (each triple carries its chunk's vector, no extra "
+        "embedding) or text (each 'head relation tail' is embedded, about 2.5x the chunk embedding's time).")
     tiered_publish: bool = Field(default=True, description="Publish a build leg by leg (BM25, then dense, then "
                                  "the graph) so a new collection answers keyword queries in seconds; false: one "
                                  "publish when every leg is built.")
@@ -86,6 +92,8 @@ class Settings(BaseSettings):
                                          "the build is cancelled and nothing is published.")
     build_workers: int = Field(default=2, ge=1, description="Concurrent on-demand json_path builds per process, so "
                                "one slow corpus never holds up the others.")
+    max_queued_builds: int = Field(default=8, ge=0, description="json_path builds that may wait for a build "
+                                   "worker; a new path past it gets 503 with Retry-After instead of an unbounded queue.")
     path_build_auth: Literal["none", "read", "write"] = Field(
         default="none", description="Key a request needs to trigger a json_path build: none, the read key (or the "
         "write key), or the write key only.")
@@ -105,6 +113,10 @@ class Settings(BaseSettings):
                                                   "whenever one is set; none: /metrics is always open.")
     fault_pause_before_commit: float = Field(default=0.0, ge=0, description="Test fault point: seconds a live "
                                              "write waits inside its transaction before COMMIT (crash tests).")
+    fault_pause_after_tier: float = Field(default=0.0, ge=0, description="Test fault point: seconds a build waits "
+                                          "after publishing each tier but the last (tests search every tier).")
+    warm_up: bool = Field(default=True, description="Servers load the configured embedder in the background "
+                          "at start-up, so the first dense answer does not wait for the model.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

@@ -28,6 +28,7 @@ from indexing.builder import build_collection
 from indexing.documents import CorpusError, CorpusTooLarge
 from indexing.file_gate import ReadLimits
 from indexing.settings import Settings
+from service.collections.errors import Busy
 from service.collections.readiness import LegProgress, LegRates, leg_progress
 
 log = logging.getLogger("ragmem.service.collections.build_jobs")
@@ -137,6 +138,10 @@ class BuildJobs:
             job = self._jobs.get(path)
             if job is not None and job.running:
                 return job
+            busy = len(self.in_flight())
+            if busy >= self.settings.build_workers + self.settings.max_queued_builds:
+                raise Busy(f"{busy} json_path builds are running or queued (RAGMEM_BUILD_WORKERS + "
+                           "RAGMEM_MAX_QUEUED_BUILDS); retry later", {"Retry-After": "30"})
             admit()
             job = BuildJob(name=name, path=path, signature=signature, shown_path=shown_path,
                            deadline=time.monotonic() + self.settings.build_timeout_seconds)

@@ -56,5 +56,8 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
 def app_from_environment() -> FastAPI:
     """App factory for ``ragmem serve --workers N`` (each worker process builds its own app)."""
     from indexing.settings import load_settings
+    from service.collections.warmup import warm_default_embedder
 
-    return create_app(load_settings())
+    settings = load_settings()
+    warm_default_embedder(settings)
+    return create_app(settings)

@@ -112,7 +112,9 @@ def run_http(settings: Settings, log_level: str) -> None:
                                    limit_concurrency=None)
     if settings.workers == 1:
         from service.http.app import create_app
+        from service.collections.warmup import warm_default_embedder
 
+        warm_default_embedder(settings)
         uvicorn.run(create_app(settings), **options)
         return
     # Worker processes rebuild the app from the environment, so hand them the effective settings.
