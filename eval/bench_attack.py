@@ -50,6 +50,8 @@ BAD_HEADER = b"Bearer caf\xc3\xa9"  # non-ASCII bytes that are not the key
 MAX_BODY = 1 << 20
 HEADER_TIMEOUT, BODY_TIMEOUT, KEEP_ALIVE = 2.0, 3.0, 2.0
 MAX_INFLIGHT, SHED_CLIENTS, SHED_REQUESTS = 4, 64, 3
+QUEUE_PATHS = 12
+"""New json_path corpora sent at once to a server with one build worker and no queue (case 7c)."""
 PARAGRAPHS = 3  # per generated document
 
 
@@ -99,7 +101,8 @@ def make_hostile(directory: Path, work: Work) -> None:
 def prepare(tmp: Path) -> Work:
     work = Work(tmp=tmp, corpora=tmp / "corpora", outside=tmp / "outside", data=tmp / "data")
     for path, n_docs, seed in (("long_context.json", 12, 1), ("fresh/long_context.json", 8, 2), ("small.json", 3, 3),
-                               *((f"quota/q{i}.json", 4, 10 + i) for i in range(1, 4))):
+                               *((f"quota/q{i}.json", 4, 10 + i) for i in range(1, 4)),
+                               *((f"queue/p{i}.json", 40, 20 + i) for i in range(QUEUE_PATHS))):
         write_json_corpus(work.corpora / path, n_docs, seed, PARAGRAPHS)
     (work.corpora / "broken.json").write_text('[{"title": "half a document", "page_body": "unterminated')
     (work.corpora / "empty.json").write_text("[]")
@@ -597,6 +600,27 @@ def case_shedding(ctx: Ctx) -> list[Case]:
     return shed_rows(samples, view)
 
 
+def case_build_queue(ctx: Ctx) -> list[Case]:
+    """json_path build queue bound (RAGMEM_BUILD_WORKERS=1, RAGMEM_MAX_QUEUED_BUILDS=0)"""
+    paths = [str(ctx.work.corpora / "queue" / f"p{i}.json") for i in range(QUEUE_PATHS)]
+    first = ctx.client.post("/rag_search", json={"query": "jazz", "json_path": paths[0]})
+    refused: list[tuple[int, float, bool]] = []
+    for path in paths[1:]:
+        started = time.perf_counter()
+        r = ctx.client.post("/rag_search", json={"query": "jazz", "json_path": path})
+        refused.append((r.status_code, (time.perf_counter() - started) * 1000, "Retry-After" in r.headers))
+    done = post_until_ready(ctx.client, "/rag_search", {"query": "jazz", "json_path": paths[0]}, 180)
+    codes = sorted({code for code, _, _ in refused})
+    times = [t for _, t, _ in refused]
+    ok = (codes == [503] and all(retry for _, _, retry in refused) and (pct(times, 99) or 1e9) < 50
+          and done.status_code == 200)
+    return [Case("7c", f"{QUEUE_PATHS} new json_path corpora at once, one build worker, no queue",
+                 "the first builds (503 then 200); the others 503 with Retry-After, p99 < 50 ms client-side",
+                 f"first: {first.status_code}, then {done.status_code} once built; others: "
+                 f"{', '.join(map(str, codes))} ({sum(r for _, _, r in refused)}/{len(refused)} with Retry-After), "
+                 f"p50 {ms(pct(times, 50))}, p99 {ms(pct(times, 99))}", verdict(ok))]
+
+
 # ---- case 8: Authorization headers that are not ASCII --------------------------------------------
 
 
@@ -786,6 +810,8 @@ def groups(work: Work, hostile_seconds: float, fresh_seconds: float) -> list[Gro
               write_headers={"Authorization": b"Bearer " + UNICODE_KEY.encode()}),
         Group("shed", work.data, {**write, "RAGMEM_MAX_INFLIGHT_REQUESTS": str(MAX_INFLIGHT)},
               [((7,), case_shedding)]),
+        Group("queue", work.tmp / "data-queue", {**write, "RAGMEM_BUILD_WORKERS": "1", "RAGMEM_MAX_QUEUED_BUILDS": "0",
+                                                 "RAGMEM_BUILD_WAIT_SECONDS": "0"}, [((7,), case_build_queue)]),
         Group("hostile", work.tmp / "data-hostile",
               {**write, "RAGMEM_MAX_FILE_BYTES": str(8 << 20), "RAGMEM_BUILD_TIMEOUT_SECONDS": "150"},
               [((1, 2), lambda ctx: case_hostile(ctx, hostile_seconds, fresh_seconds))]),

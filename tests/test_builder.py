@@ -45,6 +45,12 @@ def test_build_publishes_consistent_collection(tmp_path, settings):
     assert "Volcanoes" in collection.store.chunks([int(dense_rows[0][0])])[0].title
     assert scores[0][0] > scores[0][-1]
 
+    # The graph's triples carry the dense vectors of the chunks they come from (nothing re-embedded).
+    graph = collection.graph
+    assert graph.n_triples and graph.limits.triple_vectors == "chunk"
+    owners = np.asarray(graph.triple_owner)
+    np.testing.assert_allclose(graph.triple_vectors, collection.dense.reconstruct(owners), atol=1e-5)
+
 
 def test_unchanged_corpus_is_a_noop_and_changes_rebuild(tmp_path, settings):
     corpus = write_json_corpus(tmp_path / "c.json", n_docs=4)
