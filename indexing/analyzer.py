@@ -9,6 +9,11 @@ k1=1.2 b=0.75, R@1): CJK-only bigrams 0.973, jieba words only 0.963, bigrams + a
 words 0.964, this analyzer 0.976. Two-character jieba words duplicate bigrams and
 double-weight them, which is why only longer words are added; unigrams rescue questions
 whose key term is one character or is split differently in question and passage.
+
+The jieba words come from ``rjieba`` (jieba-rs, the same dictionary and algorithm in Rust) when
+it is installed: on 123,990 distinct CJK runs of the shared agent corpora and CMRC 2018 its
+search-mode words equal jieba's run for run, 13x faster (jieba was most of a BM25 build's time).
+Without it the Python ``jieba`` gives the same terms, slower.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ from typing import Any, Mapping
 
 import jieba
 import Stemmer
+
+try:
+    import rjieba
+except ImportError:  # pragma: no cover - declared dependency; jieba gives the same words
+    rjieba = None
 from bm25s.stopwords import STOPWORDS_EN
 
 ANALYZER_NAME = "multilingual-v1"
@@ -51,7 +61,7 @@ class Analyzer:
 
     def __post_init__(self) -> None:
         self._stemmer = Stemmer.Stemmer("english") if self.stem else None
-        if self.jieba_min_len is not None:
+        if self.jieba_min_len is not None and rjieba is None:
             with _jieba_lock:
                 jieba.initialize()
 
@@ -113,7 +123,10 @@ class Analyzer:
 
 @lru_cache(maxsize=65536)
 def _cut_for_search(run: str) -> tuple[str, ...]:
-    """jieba search-mode words; memoised because titles repeat on every chunk of a document."""
+    """jieba search-mode words (HMM on, jieba's default); memoised because titles repeat on every
+    chunk of a document."""
+    if rjieba is not None:
+        return tuple(rjieba.cut_for_search(run, True))
     return tuple(jieba.cut_for_search(run))
 
 

@@ -16,6 +16,8 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at D
 
 
 STATS_FILE = "ragmem_stats.json"
+VECTORISED_METHODS = ("lucene",)
+"""BM25 variants whose index :func:`_vectorised_index` builds in numpy; others go through bm25s."""
 _PLACEHOLDER_TERM = "\x00"  # no analyzer term contains NUL (cleaning strips control characters)
 
 
@@ -29,10 +31,13 @@ class LexicalIndex:
     @classmethod
     def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str) -> "LexicalIndex":
         retriever = bm25s.BM25(k1=k1, b=b, method=method)
-        # bm25s needs at least one term per document to keep row ids aligned; its empty token handles that.
-        # It cannot index zero documents, so an empty collection (everything deleted, then compacted)
-        # indexes one placeholder row that ``n_docs = 0`` keeps out of every result.
-        retriever.index(list(corpus_terms) or [[_PLACEHOLDER_TERM]], show_progress=False)
+        # bm25s cannot index zero documents, so an empty collection (everything deleted, then
+        # compacted) indexes one placeholder row that ``n_docs = 0`` keeps out of every result.
+        terms = list(corpus_terms) or [[_PLACEHOLDER_TERM]]
+        if method in VECTORISED_METHODS:
+            _vectorised_index(retriever, terms)
+        else:
+            retriever.index(terms, show_progress=False)
         lengths = [len(terms) for terms in corpus_terms]
         return cls(retriever=retriever, n_docs=len(corpus_terms),
                    avg_doc_len=float(np.mean(lengths)) if lengths else None)
@@ -129,3 +134,38 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     if positive.size > k:
         positive = positive[np.argpartition(-scores[positive], k - 1)[:k]]
     return positive[np.lexsort((positive, -scores[positive]))].astype(np.int64)
+
+
+def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]]) -> None:
+    """``retriever.index(corpus_terms)`` for the Lucene variant, computed with whole-array numpy.
+
+    Same matrix as bm25s builds (CSC over the vocabulary, each term's chunk rows ascending, float32
+    ``idf * tf / (tf + k1 * (1 - b + b * len / avg_len))``, Lucene idf ``log(1 + (N - df + 0.5) /
+    (df + 0.5))``) and the same attributes, so searching, saving and loading are bm25s' own. bm25s
+    walks every chunk's terms in Python several times (vocabulary, ids, document frequencies,
+    per-chunk counts): on 134,545 chunks that was 340 s of a 523 s first answer
+    (docs/BENCHMARKS.md, bench-first-answer). ``tests/test_lexical_index.py`` checks the two agree.
+    """
+    vocab: dict[str, int] = {}
+    lengths = np.fromiter(map(len, corpus_terms), dtype=np.int64, count=len(corpus_terms))
+    ids = np.fromiter((vocab.setdefault(term, len(vocab)) for terms in corpus_terms for term in terms),
+                      dtype=np.int64, count=int(lengths.sum()))
+    n_docs, n_vocab = len(corpus_terms), len(vocab)
+    docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
+    pairs, tf = np.unique(ids * n_docs + docs, return_counts=True)  # sorted: term-major, rows ascending
+    del ids, docs
+    term, doc = np.divmod(pairs, n_docs)
+    df = np.bincount(term, minlength=n_vocab)
+    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(retriever.dtype)
+    length_norm = retriever.k1 * ((1.0 - retriever.b) + retriever.b * lengths / lengths.mean())
+    data = (idf[term].astype(np.float64) * (tf / (length_norm[doc] + tf))).astype(retriever.dtype)
+    vocab.setdefault("", n_vocab)  # the empty token bm25s adds (no postings unless a chunk had one)
+    indptr = np.zeros(len(vocab) + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1 : n_vocab + 1])
+    indptr[n_vocab + 1 :] = indptr[n_vocab]
+    retriever.scores = {"data": data, "indices": doc.astype(retriever.int_dtype),
+                        "indptr": indptr.astype(retriever.int_dtype if indptr[-1] < 2**31 else np.int64),
+                        "num_docs": n_docs}
+    retriever.vocab_dict = vocab
+    retriever.nonoccurrence_array = None
+    retriever.unique_token_ids_set = set(vocab.values())

@@ -88,3 +88,39 @@ def test_search_matches_full_evaluation_with_filters_and_extra_rows():
         assert np.allclose(result.extra_scores, full[extra], atol=1e-5)
         assert list(result.scores) == sorted(result.scores, reverse=True)
         assert len(result.rows) == min(k, int((full > 0).sum()))
+
+
+def test_vectorised_lucene_index_equals_bm25s():
+    """The numpy build of the Lucene index gives bm25s' own postings and scores, term by term."""
+    import random
+
+    import bm25s
+    import numpy as np
+
+    from indexing.lexical_index import LexicalIndex
+
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(300)] + ["量子", "计算", "熊猫"]
+    corpus = [[rng.choice(words[: rng.randint(5, len(words))]) for _ in range(rng.randint(0, 60))] for _ in range(400)]
+    corpus[7] = []  # an empty chunk keeps its row
+    ours = LexicalIndex.build(corpus, 1.2, 0.75, "lucene").retriever
+    ref = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    ref.index(corpus, show_progress=False)
+    assert set(ours.vocab_dict) == set(ref.vocab_dict)
+
+    def postings(retriever, term):
+        i = retriever.vocab_dict[term]
+        m = retriever.scores
+        span = slice(int(m["indptr"][i]), int(m["indptr"][i + 1]))
+        return m["indices"][span], m["data"][span]
+
+    for term in set(ref.vocab_dict) - {""}:  # bm25s' empty token has no postings (nor a slot in its indptr)
+        rows, data = postings(ours, term)
+        ref_rows, ref_data = postings(ref, term)
+        np.testing.assert_array_equal(rows, ref_rows)
+        np.testing.assert_allclose(data, ref_data, rtol=1e-6)
+    assert ours.scores["num_docs"] == ref.scores["num_docs"] == 400
+    query = ["量子", "w3", "w17", "missing"]
+    index = LexicalIndex.build(corpus, 1.2, 0.75, "lucene")
+    expected = ref.get_scores(query)
+    np.testing.assert_allclose(index.scores(query), expected, rtol=1e-5)
