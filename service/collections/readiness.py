@@ -6,7 +6,8 @@ from the running build's progress callback (:class:`service.collections.build_jo
 
 * progress: the fraction of the leg's own stages done (dense: the chunk embedding, then FAISS;
   graph: extraction, embedding and linking of the graph memory);
-* ETA: for a running leg past :data:`MIN_FRACTION_FOR_ETA`, the time it took so far scaled to what
+* ETA: for a running leg past :data:`MIN_FRACTION_FOR_ETA` (or running for
+  :data:`MIN_SECONDS_FOR_ETA` with some progress), the time it took so far scaled to what
   is left (a constant rate); before that, or for a leg not started, the seconds per chunk the same
   leg took in this process's last completed build, times this build's chunks; None when neither is
   known (the first build in a process, in its first seconds).
@@ -31,7 +32,10 @@ LEG_STAGES: dict[str, tuple[tuple[str, float], ...]] = {LEG_DENSE: (("embed", 0.
 the share of the leg's progress each stands for (a flat FAISS index is built in moments)."""
 LEG_LABELS = {LEG_DENSE: "semantic search (dense embeddings)", LEG_GRAPH: "the knowledge graph"}
 MIN_FRACTION_FOR_ETA = 0.05
-"""Below this share done a running leg's rate is too noisy to extrapolate (first batch, model warm-up)."""
+"""Below this share done a running leg's rate is too noisy to extrapolate (first batch, model warm-up)..."""
+MIN_SECONDS_FOR_ETA = 20.0
+"""...unless the leg has run this long: a large collection's embedding (hours on a CPU) would
+otherwise go minutes without an ETA, and 20 s of batches give a steady rate."""
 
 
 @dataclass(frozen=True)
@@ -117,7 +121,7 @@ def _running_leg(leg: str, job: BuildProgress, rates: LegRates) -> tuple[float, 
     progress = (sum(share for _, share in stages[:position])
                 + stages[position][1] * min(max(job.fraction, 0.0), 1.0))
     elapsed = sum(job.stage_seconds(stage) or 0.0 for stage in names[: position + 1])
-    if progress >= MIN_FRACTION_FOR_ETA:
+    if progress >= MIN_FRACTION_FOR_ETA or (progress > 0 and elapsed >= MIN_SECONDS_FOR_ETA):
         return progress, elapsed * (1 - progress) / progress
     expected = rates.expected(leg, job.chunks)
     return progress, None if expected is None else max(expected - elapsed, 0.0)
