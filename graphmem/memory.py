@@ -185,6 +185,9 @@ class GraphMemory:
     _triple_ids: dict | None = field(default=None, init=False, repr=False)
     _ids_by_key: dict[str, int] | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """Query-time data derived from this memory and kept with it (e.g. ``graphmem.retrieve``'s
+    words per triple), so it is computed once per loaded collection rather than per question."""
 
     @property
     def n_entities(self) -> int:

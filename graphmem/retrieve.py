@@ -77,8 +77,15 @@ def _named_in(memory: GraphMemory, query: str) -> Callable[[np.ndarray], np.ndar
     the triples of one chunk tie on the cosine; the question names the facts it asks about, so those
     triples go first (ids alone would seed the chunk's first sentence whatever was asked)."""
     asked = _words(query)
-    return lambda ids: np.fromiter((len(asked & _words(memory.triple_text(int(t)))) for t in ids),
-                                   dtype=np.float64, count=len(ids))
+    known: dict[int, frozenset[str]] = memory.memo.setdefault("triple_words", {})
+
+    def words(triple: int) -> frozenset[str]:
+        found = known.get(triple)
+        if found is None:
+            found = known[triple] = frozenset(_words(memory.triple_text(triple)))
+        return found
+
+    return lambda ids: np.fromiter((len(asked & words(int(t))) for t in ids), dtype=np.float64, count=len(ids))
 
 
 def link_triples(memory: GraphMemory, qvec: np.ndarray, params: GraphQueryParams,
