@@ -117,6 +117,8 @@ class Settings(BaseSettings):
                                           "after publishing each tier but the last (tests search every tier).")
     warm_up: bool = Field(default=True, description="Servers load the configured embedder in the background "
                           "at start-up, so the first dense answer does not wait for the model.")
+    warm_up_collections: int = Field(default=4, ge=0, description="With warm_up: the most recently published "
+                                     "collections each server process opens and searches once at start-up.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

@@ -47,7 +47,7 @@ from service.engine import (DEFAULT_MODE, LIMITS, MODES, InvalidQuery, SearchPar
 from service.collections.errors import Building, Forbidden, ServiceError
 from service.formatting import format_context_text, format_search_text, format_stats_text
 from service.collections.registry import CollectionRegistry
-from service.collections.warmup import warm_default_embedder
+from service.collections.warmup import warm_up
 
 log = logging.getLogger("ragmem.service.mcp")
 
@@ -229,7 +229,7 @@ def run_mcp(settings: Settings, transport: str = "stdio", host: str = "127.0.0.1
         raise ValueError(f"unknown transport {transport!r}; expected one of {', '.join(TRANSPORTS)}")
     _setup_logging(logging.getLogger().isEnabledFor(logging.DEBUG))
     registry = CollectionRegistry(settings, QueryEncoding.for_serving(settings))
-    warm_default_embedder(settings)
+    warm_up(settings, registry)
     server = build_mcp_server(registry)
     roots = ", ".join(str(root) for root in registry.roots)
     try:

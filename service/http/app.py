@@ -56,8 +56,9 @@ def create_app(settings: Settings, registry: CollectionRegistry | None = None) -
 def app_from_environment() -> FastAPI:
     """App factory for ``ragmem serve --workers N`` (each worker process builds its own app)."""
     from indexing.settings import load_settings
-    from service.collections.warmup import warm_default_embedder
+    from service.collections.warmup import warm_up
 
     settings = load_settings()
-    warm_default_embedder(settings)
-    return create_app(settings)
+    app = create_app(settings)
+    warm_up(settings, app.state.registry)
+    return app

@@ -112,10 +112,11 @@ def run_http(settings: Settings, log_level: str) -> None:
                                    limit_concurrency=None)
     if settings.workers == 1:
         from service.http.app import create_app
-        from service.collections.warmup import warm_default_embedder
+        from service.collections.warmup import warm_up
 
-        warm_default_embedder(settings)
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        warm_up(settings, app.state.registry)
+        uvicorn.run(app, **options)
         return
     # Worker processes rebuild the app from the environment, so hand them the effective settings.
     os.environ["RAGMEM_DATA_DIR"] = str(Path(settings.data_dir).resolve())
