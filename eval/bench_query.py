@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from eval.report_sections import emit_section, start_bench
 from indexing import publish
 from indexing.analyzer import Analyzer, default_analyzer
-from indexing.build_format import CorpusInfo, read_manifest, utc_timestamp
+from indexing.build_format import LEG_BM25, LEG_DENSE, CorpusInfo, read_manifest, utc_timestamp
 from indexing.build_writer import manifest_sections, write_build
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
@@ -277,6 +277,7 @@ def build_synthetic(data_dir: Path, small: Collection, shared: Path, settings: S
             corpus=CorpusInfo(path=f"synthetic:{name}", files=0, extra={"synthetic": synthetic},
                               fingerprint=hashlib.sha256(json.dumps(synthetic, sort_keys=True).encode()).hexdigest()),
             **manifest_sections(analyzer, lexical, dense, documents, rows, skipped=0, embedded=0),
+            graph=None, legs=[LEG_BM25, LEG_DENSE], pending=[], tier_seconds={},
             stage_seconds={k: round(v, 4) for k, v in stages.items()}), settings.keep_builds)
         bar.update()
     log.info("synthetic: published %s (%s) in %.1fs: %s", name, dense.info.get("type"), sum(stages.values()),

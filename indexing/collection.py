@@ -67,8 +67,10 @@ class Collection:
 
     @property
     def legs(self) -> tuple[str, ...]:
-        """The legs a query can use now, in tier order."""
-        return self.manifest.ready_legs
+        """The legs a query can use now, in tier order (a graph the manifest names but the build
+        directory lacks, as in a hand-assembled build, is not one of them)."""
+        return tuple(leg for leg in self.manifest.ready_legs
+                     if leg != LEG_GRAPH or (self.build_dir / GRAPH_DIR).is_dir())
 
     @property
     def pending(self) -> tuple[str, ...]:

