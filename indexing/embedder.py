@@ -16,9 +16,8 @@ Backends (``RAGMEM_EMBED_BACKEND``):
 
 from __future__ import annotations
 
-import threading
-
 import logging
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
