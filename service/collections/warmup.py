@@ -15,10 +15,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from indexing import publish
 from indexing.embedder import EmbedderError, EmbedderSpec, load_embedder
 from indexing.settings import Settings
+
+if TYPE_CHECKING:
+    from service.collections.registry import CollectionRegistry
 
 log = logging.getLogger("ragmem.service.collections.warmup")
 
@@ -26,10 +30,10 @@ WARM_UP_QUERY = "warm-up 预热"
 """Encoded and searched once, so both scripts' analysis and tokenizer paths run before a real query."""
 
 
-def warm_up(settings: Settings, registry=None) -> threading.Thread | None:
+def warm_up(settings: Settings, registry: "CollectionRegistry | None" = None) -> threading.Thread | None:
     """Start warming up in a daemon thread (None when ``settings.warm_up`` is off).
 
-    ``registry`` (a ``CollectionRegistry``): also search its newest published collections once.
+    ``registry``: also search its newest published collections once.
     """
     if not settings.warm_up:
         return None
@@ -38,7 +42,7 @@ def warm_up(settings: Settings, registry=None) -> threading.Thread | None:
     return thread
 
 
-def _warm(settings: Settings, registry) -> None:
+def _warm(settings: Settings, registry: "CollectionRegistry | None") -> None:
     started = time.perf_counter()
     try:
         load_embedder(EmbedderSpec.from_settings(settings)).encode_queries([WARM_UP_QUERY])
