@@ -7,6 +7,7 @@ legs this one has and ``Collection.pending`` which a later tier will add.
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,10 +66,11 @@ class Collection:
             self._embedder = embedder
         return self._embedder
 
-    @property
+    @functools.cached_property
     def legs(self) -> tuple[str, ...]:
         """The legs a query can use now, in tier order (a graph the manifest names but the build
-        directory lacks, as in a hand-assembled build, is not one of them)."""
+        directory lacks, as in a hand-assembled build, is not one of them). A build directory
+        never changes once published, so this is worked out once, not on every query."""
         return tuple(leg for leg in self.manifest.ready_legs
                      if leg != LEG_GRAPH or (self.build_dir / GRAPH_DIR).is_dir())
 
@@ -79,7 +81,7 @@ class Collection:
 
     @property
     def has_graph(self) -> bool:
-        return LEG_GRAPH in self.legs and (self.build_dir / GRAPH_DIR).is_dir()
+        return LEG_GRAPH in self.legs
 
     @property
     def graph(self) -> GraphMemory | None:
