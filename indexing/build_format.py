@@ -12,6 +12,9 @@ a writer of builds cannot disagree. Layout under the data root::
         store.sqlite                documents and chunks (:mod:`indexing.store`)
         ingest_report.json          files read and documents skipped
         graph/                      knowledge-graph memory (its own files: :mod:`graphmem.memory`; graph tier)
+        shards/<i>/                 a sharded build (``manifest.shards``) keeps bm25/, dense.faiss and
+                                    store.sqlite per shard here instead (:mod:`indexing.sharded_build`);
+                                    the graph memory stays one, over the whole collection
     <name>/.staging-<id>/           a build (or its next tier) in progress (deleted by the next builder)
     <name>/.lock                    serialises builders of one collection
     <name>/live/<build-id>.sqlite   live changes to one build (removed with the build)
@@ -51,6 +54,7 @@ FAISS_FILE = "dense.faiss"
 STORE_FILE = "store.sqlite"
 REPORT_FILE = "ingest_report.json"
 GRAPH_DIR = "graph"
+SHARDS_DIR = "shards"
 
 _JOURNAL_SUFFIX = ".sqlite"
 
@@ -92,6 +96,11 @@ def journal_files(collection_root: Path, build_id: str) -> list[Path]:
     """The journal of a build with SQLite's companion files (``-wal``, ``-shm``)."""
     journal = journal_path(collection_root, build_id)
     return sorted(journal.parent.glob(f"{journal.name}*"))
+
+
+def shard_dir(build_dir: Path, index: int) -> Path:
+    """Directory of shard ``index`` inside a sharded build."""
+    return build_dir / SHARDS_DIR / f"{index:04d}"
 
 
 def utc_timestamp() -> str:
@@ -259,6 +268,9 @@ class Manifest(_Part):
     """Legs a later tier of the same build will add; empty once the build is complete."""
     tier_seconds: dict[str, float] = field(default_factory=dict)
     """Seconds from the build's start to the publish of each tier so far."""
+    shards: dict[str, Any] | None = None
+    """:meth:`indexing.sharded_build.ShardLayout.to_dict` of a sharded build; None: one shard, the
+    parts at the top of the build directory."""
 
     @property
     def ready_legs(self) -> tuple[str, ...]:

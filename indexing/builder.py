@@ -15,7 +15,7 @@ import json
 import logging
 import time
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -214,6 +214,8 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
               "faiss": {"threshold": settings.hnsw_threshold, "M": settings.hnsw_m},
               "graph": {**asdict(graph_limits(settings)), "triple_hnsw_above": TRIPLE_HNSW_THRESHOLD}
               if settings.graph else None}
+    if settings.shards > 1 and not locked:
+        config["shards"] = settings.shards  # a sharded build of the same corpus is a different build
     fingerprint = fingerprint_of(config)
 
     with (nullcontext() if locked else publish.build_lock(root)):
@@ -232,17 +234,38 @@ def _build_and_publish(name: str, corpus: LoadedCorpus, corpus_path: Path, setti
                         "them (the journal stays at %s)", name, current.name, corpus_path,
                         journal_path(root, current.name))
         with write_build(root) as build:
-            tiers = _Tiers(build, settings.keep_builds, stages, tiered, on_tier or (lambda leg, path: None),
-                           settings.fault_pause_after_tier)
-            manifest = _build_into(tiers, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
-                                   settings, stages, show_progress)
-            final = tiers.published
+            if "shards" in config:
+                manifest, final = _build_sharded(build, name, corpus, corpus_path, fingerprint, embedder, analyzer,
+                                                 params, settings, stages, show_progress)
+            else:
+                tiers = _Tiers(build, settings.keep_builds, stages, tiered, on_tier or (lambda leg, path: None),
+                               settings.fault_pause_after_tier)
+                manifest = _build_into(tiers, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
+                                       settings, stages, show_progress)
+                final = tiers.published
     summary = BuildSummary(name, final, False, manifest.counts.documents, manifest.counts.chunks, corpus.skipped,
                            stages.seconds, publish.directory_bytes(final), manifest.counts.embedded,
                            manifest.tier_seconds)
     log.info("published %s (%d documents, %d chunks) in %.1fs", name, summary.documents, summary.chunks,
              sum(stages.seconds.values()))
     return summary
+
+
+def _build_sharded(build: BuildWriter, name: str, corpus: LoadedCorpus, corpus_path: Path, fingerprint: str,
+                   embedder: TextEmbedder, analyzer: Analyzer, params: ChunkingParams, settings: Settings,
+                   stages: "_Stages", show_progress: bool) -> tuple[Manifest, Path]:
+    """``settings.shards`` shards built as Ray tasks (:mod:`indexing.sharded_build`), published once."""
+    from indexing.shard_tasks import shard_tasks
+    from indexing.sharded_build import build_sharded_into
+
+    tasks = shard_tasks(settings.ray_address)
+    manifest = build_sharded_into(build, name, corpus, corpus_path, fingerprint, embedder, analyzer, params,
+                                  settings, stages, show_progress, tasks)
+    with stages.stage("publish"):
+        manifest = replace(manifest, stage_seconds=dict(stages.seconds),
+                           tier_seconds={leg: round(stages.elapsed(), 3) for leg in manifest.legs})
+        final = build.publish(manifest, settings.keep_builds)
+    return manifest, final
 
 
 def _nothing_to_index(corpus_path: Path, corpus: LoadedCorpus) -> str:

@@ -96,13 +96,20 @@ class Collection:
 def open_build(name: str, build_dir: Path, device: str | None = None,
                query_encoding: QueryEncoding | None = None) -> Collection:
     manifest = read_manifest(build_dir)
+    if manifest.shards is not None:  # one seam per leg over every shard (indexing.sharded_collection)
+        from indexing.sharded_collection import open_sharded_parts
+
+        store, lexical, dense = open_sharded_parts(build_dir, manifest)
+    else:
+        store, lexical = StoreReader(build_dir / STORE_FILE), LexicalIndex.load(build_dir / BM25_DIR)
+        dense = VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss) if LEG_DENSE in manifest.ready_legs else None
     return Collection(
         name=name,
         build_dir=build_dir,
         manifest=manifest,
-        store=StoreReader(build_dir / STORE_FILE),
-        lexical=LexicalIndex.load(build_dir / BM25_DIR),
-        dense=VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss) if LEG_DENSE in manifest.ready_legs else None,
+        store=store,
+        lexical=lexical,
+        dense=dense,
         analyzer=Analyzer.from_config(manifest.analyzer.to_dict()),
         device=device,
         query_encoding=query_encoding,

@@ -21,6 +21,40 @@ VECTORISED_METHODS = ("lucene",)
 _PLACEHOLDER_TERM = "\x00"  # no analyzer term contains NUL (cleaning strips control characters)
 
 
+@dataclass(frozen=True)
+class CorpusStats:
+    """What BM25's idf and length normalisation read from the whole collection.
+
+    A sharded build (:mod:`indexing.sharded_build`) computes one per shard, merges them, and gives
+    the merged one to every shard's index, so a chunk scores the same in its shard as in the
+    unsharded index: idf and the average length are properties of the collection, not of a shard.
+    """
+
+    n_docs: int
+    total_terms: int
+    document_frequency: dict[str, int]
+
+    @classmethod
+    def of(cls, corpus_terms: Sequence[list[str]]) -> "CorpusStats":
+        df: dict[str, int] = {}
+        for terms in corpus_terms:
+            for term in set(terms):
+                df[term] = df.get(term, 0) + 1
+        return cls(len(corpus_terms), int(sum(map(len, corpus_terms))), df)
+
+    @classmethod
+    def merged(cls, parts: Sequence["CorpusStats"]) -> "CorpusStats":
+        df: dict[str, int] = {}
+        for part in parts:
+            for term, count in part.document_frequency.items():
+                df[term] = df.get(term, 0) + count
+        return cls(sum(p.n_docs for p in parts), sum(p.total_terms for p in parts), df)
+
+    @property
+    def avg_doc_len(self) -> float | None:
+        return self.total_terms / self.n_docs if self.n_docs else None
+
+
 @dataclass
 class LexicalIndex:
     retriever: bm25s.BM25
@@ -29,15 +63,22 @@ class LexicalIndex:
     """Mean terms per chunk; live updates score new chunks against it (None: older builds)."""
 
     @classmethod
-    def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str) -> "LexicalIndex":
+    def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str,
+              stats: CorpusStats | None = None) -> "LexicalIndex":
+        """``stats``: the whole collection's (a shard of a sharded build); None: these chunks' own."""
+        if stats is not None and method not in VECTORISED_METHODS:
+            raise ValueError(f"a sharded build needs a BM25 variant scored with collection-wide statistics "
+                             f"({', '.join(VECTORISED_METHODS)}); got {method!r}")
         retriever = bm25s.BM25(k1=k1, b=b, method=method)
         # bm25s cannot index zero documents, so an empty collection (everything deleted, then
         # compacted) indexes one placeholder row that ``n_docs = 0`` keeps out of every result.
         terms = list(corpus_terms) or [[_PLACEHOLDER_TERM]]
         if method in VECTORISED_METHODS:
-            _vectorised_index(retriever, terms)
+            _vectorised_index(retriever, terms, stats)
         else:
             retriever.index(terms, show_progress=False)
+        if stats is not None:
+            return cls(retriever=retriever, n_docs=len(corpus_terms), avg_doc_len=stats.avg_doc_len)
         lengths = [len(terms) for terms in corpus_terms]
         return cls(retriever=retriever, n_docs=len(corpus_terms),
                    avg_doc_len=float(np.mean(lengths)) if lengths else None)
@@ -136,7 +177,7 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return positive[np.lexsort((positive, -scores[positive]))].astype(np.int64)
 
 
-def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]]) -> None:
+def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]], stats: CorpusStats | None = None) -> None:
     """``retriever.index(corpus_terms)`` for the Lucene variant, computed with whole-array numpy.
 
     Same matrix as bm25s builds (CSC over the vocabulary, each term's chunk rows ascending, float32
@@ -145,6 +186,9 @@ def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]]) -> N
     walks every chunk's terms in Python several times (vocabulary, ids, document frequencies,
     per-chunk counts): on 134,545 chunks that was 340 s of a 523 s first answer
     (docs/BENCHMARKS.md, bench-first-answer). ``tests/test_lexical_index.py`` checks the two agree.
+
+    With ``stats`` (a shard), idf, N and the average length are the collection's, so every
+    posting weighs what it weighs in the unsharded index (``tests/test_sharding.py``).
     """
     vocab: dict[str, int] = {}
     lengths = np.fromiter(map(len, corpus_terms), dtype=np.int64, count=len(corpus_terms))
@@ -156,8 +200,14 @@ def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]]) -> N
     del ids, docs
     term, doc = np.divmod(pairs, n_docs)
     df = np.bincount(term, minlength=n_vocab)
-    idf = np.log(1.0 + (n_docs - df + 0.5) / (df + 0.5)).astype(retriever.dtype)
-    length_norm = retriever.k1 * ((1.0 - retriever.b) + retriever.b * lengths / lengths.mean())
+    if stats is None:
+        idf_n, idf_df, avg_len = n_docs, df, lengths.mean()
+    else:
+        known = stats.document_frequency
+        idf_n, avg_len = stats.n_docs, stats.avg_doc_len
+        idf_df = np.fromiter((known[t] for t in vocab), dtype=np.int64, count=n_vocab)
+    idf = np.log(1.0 + (idf_n - idf_df + 0.5) / (idf_df + 0.5)).astype(retriever.dtype)
+    length_norm = retriever.k1 * ((1.0 - retriever.b) + retriever.b * lengths / avg_len)
     data = (idf[term].astype(np.float64) * (tf / (length_norm[doc] + tf))).astype(retriever.dtype)
     vocab.setdefault("", n_vocab)  # the empty token bm25s adds (no postings unless a chunk had one)
     indptr = np.zeros(len(vocab) + 1, dtype=np.int64)

@@ -119,6 +119,14 @@ class Settings(BaseSettings):
                           "at start-up, so the first dense answer does not wait for the model.")
     warm_up_collections: int = Field(default=4, ge=0, description="With warm_up: the most recently published "
                                      "collections each server process opens and searches once at start-up.")
+    # ---- scale-out on Ray (docs/SCALING.md) -------------------------------------------------------
+    shards: int = Field(default=1, ge=1, le=1024, description="Shards a `ragmem index` build splits the collection "
+                        "into, by document; above 1 the shards are built as Ray tasks when ray is installed.")
+    ray_address: Optional[str] = Field(default=None, description="Ray cluster to build on (`ragmem index --shards`) "
+                                       "or serve through Ray Serve (`ragmem serve`); unset: a build starts a local "
+                                       "Ray, serving stays in this process.")
+    ray_replicas: int = Field(default=1, ge=1, le=64, description="Replica actors per shard under Ray Serve, spread "
+                                "over the nodes.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "
