@@ -22,9 +22,9 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install torch==2.13.0
-	$(BIN)/pip install -e ".[dev]"
+	$(BIN)/pip install -e ".[dev,ray]"
 	if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then \
-		$(BIN)/pip uninstall -y faiss-cpu && $(BIN)/pip install -e ".[dev,gpu]"; fi
+		$(BIN)/pip uninstall -y faiss-cpu && $(BIN)/pip install -e ".[dev,ray,gpu]"; fi
 	touch $(STAMP)
 
 index: install

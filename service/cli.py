@@ -30,6 +30,10 @@ def index(
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=16, help="Chunk budget in model tokens."),
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", min=0, help="Overlap in model tokens."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the corpus fingerprint is unchanged."),
+    shards: Optional[int] = typer.Option(None, "--shards", min=1, max=1024, help="Split the collection by document "
+                                         "into this many shards, built in parallel as Ray tasks (RAGMEM_SHARDS)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster for a sharded build "
+                                              "(RAGMEM_RAY_ADDRESS; default: a local Ray)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Build (or refresh) a collection from CORPUS and publish it atomically."""
@@ -41,10 +45,11 @@ def index(
     from indexing.settings import load_settings
 
     settings = load_settings(data_dir=data_dir, embed_model=embed_model, embed_backend=embed_backend,
-                             chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap)
+                             chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, shards=shards,
+                             ray_address=ray_address)
     try:
         summary = build_collection(corpus, collection, settings, force=force)
-    except (CorpusError, CollectionNameError, EmbedderError) as exc:
+    except (CorpusError, CollectionNameError, EmbedderError, ValueError, RuntimeError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(code=2) from exc
     for line in summary.lines():
@@ -59,6 +64,11 @@ def serve(
     host: Optional[str] = typer.Option(None, "--host", help="Bind address (default 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, "--port", help="Port (default 8000)."),
     workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Server processes (RAGMEM_WORKERS, default 1)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Serve through Ray Serve on this cluster "
+                                              "(RAGMEM_RAY_ADDRESS): each shard of a sharded collection held by "
+                                              "--replicas replica actors."),
+    replicas: Optional[int] = typer.Option(None, "--replicas", min=1, max=64, help="Replicas per shard under Ray "
+                                           "Serve (RAGMEM_RAY_REPLICAS, default 1)."),
     verbose: bool = typer.Option(False, "--verbose", "-v"),
 ) -> None:
     """Serve the HTTP API (POST /rag_search, /rag_get_context, GET /collections, /metrics)."""
@@ -66,9 +76,19 @@ def serve(
     from indexing.settings import load_settings
     from service.http.server import run_http
 
-    settings = load_settings(data_dir=data_dir, host=host, port=port, workers=workers)
+    settings = load_settings(data_dir=data_dir, host=host, port=port, workers=workers, ray_address=ray_address,
+                             ray_replicas=replicas)
     if corpus_root:
         settings.corpus_roots = [*settings.corpus_roots, *corpus_root]
+    if settings.ray_address:
+        try:
+            from service.cluster.app import run_cluster
+        except ImportError as exc:
+            typer.secho(f"error: --ray-address needs Ray Serve: pip install 'ragmem[ray]' ({exc})", fg=typer.colors.RED,
+                        err=True)
+            raise typer.Exit(code=2) from exc
+        run_cluster(settings)
+        return
     logging.getLogger("ragmem").info("serving %s on http://%s:%d with %d worker(s) (corpus roots: %s)",
                                      settings.data_dir, settings.host, settings.port, settings.workers,
                                      [str(r) for r in settings.corpus_roots] or "none")

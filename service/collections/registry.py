@@ -24,7 +24,7 @@ from indexing.settings import Settings
 from service.collections.build_jobs import BuildJob, BuildJobs
 from service.collections.corpus_paths import CorpusPaths
 from service.collections.errors import (BadCorpus, Building, CorpusTooLarge, Forbidden, NotFound, ServiceError,  # noqa: F401
-                            Unauthorized)
+                            Unauthorized, Unprocessable)
 from service.collections.path_quota import PathQuota
 from service.collections.readiness import LegProgress, describe as describe_progress
 
@@ -107,6 +107,9 @@ class CollectionRegistry:
         """
         def run() -> T:
             live = self.live(self._existing(name))
+            if live.base.manifest.shards is not None:
+                raise Unprocessable(f"collection {name!r} is sharded ({live.base.manifest.shards['count']} shards): "
+                                    "it takes no live writes; re-index it (ragmem index --shards) with the changes")
             if live.base.pending:
                 progress = self.pending(live.base)
                 eta = max((p.eta_seconds or 0.0 for p in progress.values()), default=0.0)

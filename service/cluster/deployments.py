@@ -1,0 +1,70 @@
+"""The two Ray Serve deployments: a shard replica and the HTTP ingress.
+
+``ShardReplica`` holds one shard of one build (:class:`indexing.sharded_collection.ShardService`,
+the same object single-node serving uses) and answers its calls by name. ``Ingress`` is the
+unchanged FastAPI app of ``ragmem serve``; in it, sharded builds reach their shards through the
+replicas' handles, so the engine, fusion and every response are the single-node ones.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ragmem.service.cluster.deployments")
+
+
+class ShardReplica:
+    """One shard of one build, opened once per replica."""
+
+    def __init__(self, build_dir: str, index: int, faiss_info: dict | None) -> None:
+        from indexing.sharded_collection import ShardService
+
+        self.service = ShardService(Path(build_dir), index, faiss_info)
+        self.where = f"{Path(build_dir).parent.parent.name}/{Path(build_dir).name} shard {index}"
+
+    def call(self, method: str, *args: Any) -> Any:
+        return getattr(self.service, method)(*args)
+
+    def check_health(self) -> None:
+        """Serve's health check: the shard's store still answers."""
+        self.service.store.n_chunks
+
+
+def shard_key(build_dir: Path | str, index: int) -> str:
+    """How a shard deployment is named and found: ``<collection>--<build id>--<shard>``."""
+    build = Path(build_dir)
+    return f"{build.parent.parent.name}--{build.name}--{index}"
+
+
+class Ingress:
+    """The HTTP API; ``shards`` maps :func:`shard_key` to the shard deployments' handles."""
+
+    def __init__(self, settings: dict, shards: dict[str, Any]) -> None:
+        self.settings_dict = settings
+        self.shards = shards
+
+    def __serve_build_asgi_app__(self):
+        from indexing.collection import Collection  # noqa: F401  (import order: indexing before service)
+        from indexing.settings import Settings
+        from indexing.sharded_collection import open_local_shard, use_shard_opener
+        from service.cluster.shard_client import RayShardClient
+        from service.collections.warmup import warm_up
+        from service.http.app import create_app
+
+        handles = self.shards
+
+        def opener(build_dir: Path, index: int, manifest):
+            key = shard_key(build_dir, index)
+            handle = handles.get(key)
+            if handle is None:  # published after the cluster app was deployed: read it here
+                log.warning("no Serve deployment for %s; opening the shard in the ingress", key)
+                return open_local_shard(build_dir, index, manifest)
+            return RayShardClient(key, handle)
+
+        use_shard_opener(opener)
+        settings = Settings(**self.settings_dict)
+        app = create_app(settings)
+        warm_up(settings, app.state.registry)
+        return app
