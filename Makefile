@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-gpu clean
+.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-gpu bench-cluster clean
 
 install: $(STAMP)
 
@@ -60,6 +60,10 @@ bench-first-answer: install
 # Needs a CUDA GPU (exits 2 without one, report unchanged); not part of `make bench`.
 bench-gpu: install
 	$(BIN)/python -m eval.bench_gpu --shared "$(SHARED)" --out docs/BENCHMARKS.md
+
+# A local multi-node Ray cluster on this host (docs/SCALING.md); not part of `make bench`.
+bench-cluster: install
+	$(BIN)/python -m eval.bench_cluster --shared "$(SHARED)" --out docs/BENCHMARKS.md
 
 bench-attack: install
 	$(BIN)/python -m eval.bench_attack --out docs/BENCHMARKS.md

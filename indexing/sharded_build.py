@@ -36,55 +36,11 @@ from indexing.embedder import EmbedderSpec, load_embedder
 from indexing.embedding_cache import embed_texts, open_embedding_cache
 from indexing.lexical_index import CorpusStats, LexicalIndex
 from indexing.settings import Settings
+from indexing.shard_layout import ShardLayout, plan_shards
 from indexing.store import ChunkRow, write_store
 from indexing.vector_index import VectorIndex
 
 log = logging.getLogger("ragmem.indexing.sharded_build")
-
-
-@dataclass(frozen=True)
-class ShardLayout:
-    """Where each shard's documents and chunk rows start in the collection's order (S + 1 offsets each)."""
-
-    doc_offsets: tuple[int, ...]
-    row_offsets: tuple[int, ...]
-
-    @property
-    def count(self) -> int:
-        return len(self.doc_offsets) - 1
-
-    def shard_of_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The shard holding each chunk row."""
-        return np.searchsorted(np.asarray(self.row_offsets[1:]), np.asarray(rows, dtype=np.int64), side="right")
-
-    def shard_of_doc(self, doc_row: int) -> int:
-        return int(np.searchsorted(np.asarray(self.doc_offsets[1:]), doc_row, side="right"))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "doc_offsets": list(self.doc_offsets), "row_offsets": list(self.row_offsets)}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ShardLayout":
-        layout = cls(tuple(int(x) for x in data["doc_offsets"]), tuple(int(x) for x in data["row_offsets"]))
-        if layout.count < 1 or len(layout.row_offsets) != len(layout.doc_offsets):
-            raise ValueError(f"malformed shard layout {data!r}")
-        return layout
-
-
-def plan_shards(documents: Sequence[Document], shards: int) -> list[range]:
-    """Contiguous document ranges, about equal in characters; never an empty one (at most one shard
-    per document)."""
-    n = len(documents)
-    shards = max(1, min(shards, n))
-    sizes = np.fromiter((len(d.text) + len(d.title) + 1 for d in documents), dtype=np.float64, count=n)
-    cumulative = np.cumsum(sizes)
-    cuts = [0]
-    for s in range(1, shards):
-        cut = int(np.searchsorted(cumulative, cumulative[-1] * s / shards, side="left")) + 1
-        cut = min(max(cut, cuts[-1] + 1), n - (shards - s))  # leave at least one document per later shard
-        cuts.append(cut)
-    cuts.append(n)
-    return [range(a, b) for a, b in zip(cuts, cuts[1:])]
 
 
 @dataclass

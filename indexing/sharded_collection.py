@@ -27,7 +27,7 @@ import numpy as np
 from indexing.build_format import BM25_DIR, FAISS_FILE, STORE_FILE, Manifest, shard_dir
 from indexing.documents import SkippedDocument
 from indexing.lexical_index import LexicalIndex, LexicalResult
-from indexing.sharded_build import ShardLayout
+from indexing.shard_layout import ShardLayout
 from indexing.store import ChunkRecord, StoreReader
 from indexing.vector_index import VectorIndex
 

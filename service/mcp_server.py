@@ -204,6 +204,34 @@ def _version() -> str:
         return "0"
 
 
+def mount_streamable_http(app, registry: CollectionRegistry, host: str) -> None:
+    """Add the MCP tools at ``/mcp`` of an HTTP API app (``starlette``/FastAPI), over its registry.
+
+    For ``ragmem serve --ray-address``, whose one ASGI app is Ray Serve's ingress: the MCP
+    session manager runs inside that app's lifespan, so MCP calls share its collections and
+    limits. Hosts other than loopback are allowed as the app's own routes are.
+    """
+    from contextlib import asynccontextmanager
+
+    from mcp.server.transport_security import TransportSecuritySettings
+
+    server = build_mcp_server(registry)
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=host in ("127.0.0.1", "localhost", "::1"),
+                                         allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*"],
+                                         allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"])
+    mcp_app = server.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host)
+    app.router.routes.extend(mcp_app.routes)
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(asgi_app):
+        async with server.session_manager.run():
+            async with inner(asgi_app) as state:
+                yield state
+
+    app.router.lifespan_context = lifespan
+
+
 def _setup_logging(verbose: bool = False) -> None:
     """Everything to stderr: in stdio mode stdout carries the protocol."""
     root = logging.getLogger()

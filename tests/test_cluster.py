@@ -125,6 +125,29 @@ def test_ray_serve_answers_like_single_node_serving(served):
     assert text.status_code == 200 and "Citation: [long_context:" in text.text
 
 
+def test_mcp_over_http_through_ray_serve(served):
+    """The agents' rag_search tool at /mcp of the Serve app answers from the shard replicas."""
+    import anyio
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+
+    expected = httpx.post(f"{served}/rag_search", json={"query": QUERIES[1], "collection": "four",
+                                                        "format": "text"}, timeout=60).text
+
+    async def run() -> str:
+        async with streamable_http_client(f"{served}/mcp") as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                result = await session.call_tool("rag_search", {"query": QUERIES[1], "json_path": "",
+                                                                "collection": "four"})
+                assert not result.is_error, result
+                return "\n".join(c.text for c in result.content if getattr(c, "text", None))
+
+    text = anyio.run(run)
+    cited = [line for line in text.splitlines() if line.startswith("Citation:")]
+    assert cited and cited == [line for line in expected.splitlines() if line.startswith("Citation:")]
+
+
 def _shard_replicas() -> dict[str, list[str]]:
     """node id -> alive shard replica actors of collection ``four`` on it."""
     from ray.util.state import list_actors

@@ -16,7 +16,7 @@ from indexing.builder import build_collection
 from indexing.collection import open_collection
 from indexing.documents import Document
 from indexing.lexical_index import CorpusStats, LexicalIndex
-from indexing.sharded_build import ShardLayout, plan_shards
+from indexing.shard_layout import ShardLayout, plan_shards
 from service.collections.errors import Unprocessable
 from service.collections.registry import CollectionRegistry
 from service.engine import MODES, SearchFilters, SearchParams, get_context, search

@@ -39,7 +39,8 @@ def shard_key(build_dir: Path | str, index: int) -> str:
 
 
 class Ingress:
-    """The HTTP API; ``shards`` maps :func:`shard_key` to the shard deployments' handles."""
+    """The HTTP API, with the MCP tools at ``/mcp``; ``shards`` maps :func:`shard_key` to the shard
+    deployments' handles."""
 
     def __init__(self, settings: dict, shards: dict[str, Any]) -> None:
         self.settings_dict = settings
@@ -52,6 +53,7 @@ class Ingress:
         from service.cluster.shard_client import RayShardClient
         from service.collections.warmup import warm_up
         from service.http.app import create_app
+        from service.mcp_server import mount_streamable_http
 
         handles = self.shards
 
@@ -66,5 +68,6 @@ class Ingress:
         use_shard_opener(opener)
         settings = Settings(**self.settings_dict)
         app = create_app(settings)
+        mount_streamable_http(app, app.state.registry, settings.host)
         warm_up(settings, app.state.registry)
         return app
