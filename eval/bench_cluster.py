@@ -10,8 +10,9 @@ fan-out per query, the Serve proxy hop, per-task start-up in builds) and the per
    an empty embedding cache: chunks/s of each and per worker (concurrent tasks).
 2. Queries, the agents' default call (``top_k=10, diverse, min_docs=5, max_per_doc=2``, default
    mode) over HTTP, at concurrency 1 and ``--concurrency``: single-node ``ragmem serve`` (the
-   baseline), Ray Serve on the unsharded collection (the proxy/ingress hop alone), and Ray Serve
-   on the sharded collection with 1 and 2 replicas per shard (the fan-out added).
+   baseline), Ray Serve on the unsharded collection (one replica-held shard: the proxy hop and
+   the remote shard calls), and Ray Serve on the sharded collection with 1 and 2 replicas per
+   shard (the fan-out to more shards).
 3. Bytes per chunk of each part of the sharded build on disk (BM25, FAISS, store, graph).
 """
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 proc, base = _serve_cluster(cluster.address, served, replicas, root / f"serve-{replicas}.log")
                 try:
                     if replicas == 1:
-                        results.append(("Ray Serve, unsharded collection", "one", "1 x 1 (in the ingress)",
+                        results.append(("Ray Serve, unsharded collection", "one", "1 x 1",
                                         _loads(base, "one", queries, args.concurrency, args.requests)))
                     results.append((f"Ray Serve, {args.shards} shards", "sharded", f"{args.shards} x {replicas}",
                                     _loads(base, "sharded", queries, args.concurrency, args.requests)))
@@ -194,8 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     sharded_one = next(r for r in results if r[2] == f"{args.shards} x 1")[3][1].pct(50)
     lines += [
         "",
-        f"- Serve proxy + ingress hop (unsharded, c=1 p50): {serve_one - base_p50:+.1f} ms over single-node.",
-        f"- Fan-out to {args.shards} shards (c=1 p50, sharded vs unsharded, both on Serve): "
+        f"- Serve proxy + remote shard calls (unsharded collection as one shard, c=1 p50): "
+        f"{serve_one - base_p50:+.1f} ms over single-node.",
+        f"- Fan-out to {args.shards} shards instead of 1 (c=1 p50, both on Serve): "
         f"{sharded_one - serve_one:+.1f} ms per query (5 rounds of shard calls: dense top-k and BM25 top-k on every "
         "shard; candidate vectors, pool vectors and chunk records on the shards that own them).",
         "- Bytes per chunk of the sharded build on disk: "

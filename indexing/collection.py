@@ -96,10 +96,13 @@ class Collection:
 def open_build(name: str, build_dir: Path, device: str | None = None,
                query_encoding: QueryEncoding | None = None) -> Collection:
     manifest = read_manifest(build_dir)
-    if manifest.shards is not None:  # one seam per leg over every shard (indexing.sharded_collection)
-        from indexing.sharded_collection import open_sharded_parts
+    from indexing.sharded_collection import open_remote_build, open_sharded_parts
 
+    remote = None if manifest.shards is not None else open_remote_build(build_dir, manifest)
+    if manifest.shards is not None:  # one seam per leg over every shard (indexing.sharded_collection)
         store, lexical, dense = open_sharded_parts(build_dir, manifest)
+    elif remote is not None:  # served by replicas elsewhere in a cluster (service.cluster)
+        store, lexical, dense = remote
     else:
         store, lexical = StoreReader(build_dir / STORE_FILE), LexicalIndex.load(build_dir / BM25_DIR)
         dense = VectorIndex.load(build_dir / FAISS_FILE, manifest.faiss) if LEG_DENSE in manifest.ready_legs else None

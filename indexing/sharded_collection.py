@@ -56,7 +56,7 @@ class ShardService:
     """
 
     def __init__(self, build_dir: Path | str, index: int, faiss_info: dict | None = None) -> None:
-        directory = shard_dir(Path(build_dir), index)
+        directory = Path(build_dir) if index == WHOLE_BUILD else shard_dir(Path(build_dir), index)
         self.store = StoreReader(directory / STORE_FILE)
         self.lexical = LexicalIndex.load(directory / BM25_DIR)
         self.dense = VectorIndex.load(directory / FAISS_FILE, faiss_info)
@@ -123,11 +123,18 @@ class LocalShardClient:
         return _Done(getattr(self.service, method)(*args))
 
 
-ShardOpener = Callable[[Path, int, Manifest], ShardClient]
-"""How this process reaches shard ``i`` of a build: in process, or a Ray Serve deployment."""
+WHOLE_BUILD = -1
+"""The shard index that stands for an unsharded build's own parts, served as one shard (so a
+cluster can place a small collection on any node like a shard of a large one)."""
+
+ShardOpener = Callable[[Path, int, Manifest], "ShardClient | None"]
+"""How this process reaches shard ``i`` of a build (or :data:`WHOLE_BUILD`): in process, or a Ray
+Serve deployment; None: no remote copy, read the build in this process as usual."""
 
 
-def open_local_shard(build_dir: Path, index: int, manifest: Manifest) -> ShardClient:
+def open_local_shard(build_dir: Path, index: int, manifest: Manifest) -> ShardClient | None:
+    if index == WHOLE_BUILD:
+        return None
     infos = (manifest.faiss or {}).get("shards") or []
     return LocalShardClient(ShardService(build_dir, index, infos[index] if index < len(infos) else None))
 
@@ -145,7 +152,8 @@ def use_shard_opener(opener: ShardOpener | None) -> None:
 
 def open_shards(build_dir: Path, manifest: Manifest) -> tuple[ShardLayout, list[ShardClient]]:
     layout = ShardLayout.from_dict(manifest.shards or {})
-    return layout, [_opener(build_dir, i, manifest) for i in range(layout.count)]
+    clients = [_opener(build_dir, i, manifest) or open_local_shard(build_dir, i, manifest) for i in range(layout.count)]
+    return layout, clients
 
 
 def _gather(clients: Sequence[ShardClient], method: str, args_of: Callable[[int], tuple] | None = None,
@@ -336,9 +344,27 @@ class ShardedDense:
         return out
 
 
-def open_sharded_parts(build_dir: Path, manifest: Manifest) -> tuple[ShardedStore, ShardedLexical, ShardedDense]:
+Parts = tuple[ShardedStore, ShardedLexical, ShardedDense]
+
+
+def open_sharded_parts(build_dir: Path, manifest: Manifest) -> Parts:
     """The three seams of a sharded build, its shards reached through this process's opener."""
     layout, clients = open_shards(build_dir, manifest)
+    return _parts(layout, clients, manifest)
+
+
+def open_remote_build(build_dir: Path, manifest: Manifest) -> Parts | None:
+    """An unsharded, complete build as one remote shard, when this process's opener has one for it."""
+    if not manifest.complete:
+        return None
+    client = _opener(build_dir, WHOLE_BUILD, manifest)
+    if client is None:
+        return None
+    layout = ShardLayout((0, manifest.counts.documents), (0, manifest.counts.chunks))
+    return _parts(layout, [client], manifest)
+
+
+def _parts(layout: ShardLayout, clients: list[ShardClient], manifest: Manifest) -> Parts:
     shards = _Shards(layout, clients)
     summaries = _gather(clients, "summary")
     return (ShardedStore(shards, summaries), ShardedLexical(shards, manifest.bm25.to_dict()),

@@ -112,14 +112,21 @@ def test_shards_built_as_ray_tasks_answer_like_the_unsharded_build(cluster):
             assert np.allclose([h.score for h in b.hits], [h.score for h in a.hits], atol=1e-5)
 
 
-def test_ray_serve_answers_like_single_node_serving(served):
-    """The sharded collection (fanned out to shard replicas) against the unsharded one, read in the
-    ingress by the single-node code path: same chunks in order, scores within 1e-5."""
+def test_ray_serve_answers_like_single_node_serving(cluster, served):
+    """Over HTTP through Serve, the sharded collection (fanned out to its shard replicas) and the
+    unsharded one (one replica-held shard) against the single-node code path in this process with
+    the serving query encoder: same chunks in order, scores within 1e-5."""
+    from indexing.embedder import QueryEncoding
+
+    settings = Settings(data_dir=cluster["data"])
+    single = open_collection(cluster["data"], "one", query_encoding=QueryEncoding.for_serving(settings))
     for mode in MODES:
         for query in QUERIES:
-            sharded, single = _hits(served, "four", query, mode), _hits(served, "one", query, mode)
-            assert [c for c, _ in sharded] == [c for c, _ in single], (mode, query)
-            assert np.allclose([s for _, s in sharded], [s for _, s in single], atol=1e-5), (mode, query)
+            expected = search(single, query, SearchParams(mode=mode))
+            for name in ("four", "one"):
+                hits = _hits(served, name, query, mode)
+                assert [c for c, _ in hits] == [h.record.chunk_id for h in expected.hits], (name, mode, query)
+                assert np.allclose([s for _, s in hits], [h.score for h in expected.hits], atol=1e-5)
     text = httpx.post(f"{served}/rag_search", json={"query": QUERIES[0], "collection": "four", "format": "text"},
                       timeout=60)
     assert text.status_code == 200 and "Citation: [long_context:" in text.text
@@ -148,13 +155,13 @@ def test_mcp_over_http_through_ray_serve(served):
     assert cited and cited == [line for line in expected.splitlines() if line.startswith("Citation:")]
 
 
-def _shard_replicas() -> dict[str, list[str]]:
-    """node id -> alive shard replica actors of collection ``four`` on it."""
+def _shard_replicas(prefix: str = SHARD_REPLICA_PREFIX) -> dict[str, list[str]]:
+    """node id -> alive shard replica actors (of collection ``four`` by default) on it."""
     from ray.util.state import list_actors
 
     out: dict[str, list[str]] = {}
     for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000):
-        if actor.class_name.startswith(SHARD_REPLICA_PREFIX):
+        if actor.class_name.startswith(prefix):
             out.setdefault(actor.node_id, []).append(actor.class_name)
     return out
 
@@ -162,6 +169,7 @@ def _shard_replicas() -> dict[str, list[str]]:
 def test_a_node_lost_while_querying_fails_no_request(cluster, served):
     placed = _shard_replicas()
     assert sum(map(len, placed.values())) == 8  # 4 shards x 2 replicas
+    assert len(_shard_replicas("ServeReplica:ragmem:shard--one--")) == 2  # the small collection: 2 nodes
     for replicas in placed.values():  # at most one replica of a shard per node
         assert len(replicas) == len(set(replicas))
     victim = max((w for w in cluster["workers"] if w.node_id in placed), key=lambda w: len(placed[w.node_id]))

@@ -1,13 +1,14 @@
 """``ragmem serve --ray-address``: the Serve application over every sharded collection of the data root.
 
-Placement: each shard of each sharded collection is one Serve deployment of ``replicas`` replica
-actors; with at least as many alive nodes as replicas, at most one replica of a shard runs per
+Placement: each shard of each collection is one Serve deployment of ``replicas`` replica actors
+(an unsharded collection is one shard, so many small collections spread over the nodes too); with at least as many alive nodes as replicas, at most one replica of a shard runs per
 node (``max_replicas_per_node=1``), so losing a node never takes every copy of a shard. Shards of
 different collections are separate deployments, so Ray spreads many small collections over the
 nodes by its own scheduling. The ingress (the FastAPI app) runs on the head node, beside Serve's
 controller and its HTTP proxy (``proxy_location="HeadOnly"``): a worker node's loss then never
-takes the request's entry point with it. Collections that are not sharded, and sharded builds
-published after the application was deployed, are read inside the ingress itself.
+takes the request's entry point with it. Builds published after the application was deployed
+(a re-index, a new json_path) and builds whose tiers are still pending are read inside the
+ingress itself until the next deploy.
 
 Requires a data root every node can read at the same path (one host, or shared storage).
 """
@@ -23,6 +24,7 @@ from typing import Any
 from indexing import publish
 from indexing.build_format import read_manifest
 from indexing.settings import Settings
+from indexing.sharded_collection import WHOLE_BUILD
 from service.cluster.deployments import Ingress, ShardReplica, shard_key
 
 log = logging.getLogger("ragmem.service.cluster.app")
@@ -36,17 +38,26 @@ HEALTH_CHECK_PERIOD_S = 2.0
 HEALTH_CHECK_TIMEOUT_S = 10.0
 
 
-def sharded_builds(data_dir: Path) -> list[tuple[str, Path, Any]]:
-    """(collection, current build directory, manifest) of every sharded collection under ``data_dir``."""
+def placed_builds(data_dir: Path) -> list[tuple[str, Path, Any]]:
+    """(collection, current build directory, manifest) of every complete collection under ``data_dir``:
+    sharded ones and unsharded ones alike (these become one-shard deployments)."""
     found = []
     for name in publish.list_collections(data_dir):
         build_dir = publish.current_build_dir(data_dir, name)
         if build_dir is None:
             continue
         manifest = read_manifest(build_dir)
-        if manifest.shards is not None:
+        if manifest.complete:
             found.append((name, build_dir.resolve(), manifest))
     return found
+
+
+def shard_parts(manifest: Any) -> list[tuple[int, dict | None]]:
+    """(shard index, its FAISS info) of every deployment a build needs."""
+    if manifest.shards is None:
+        return [(WHOLE_BUILD, manifest.faiss)]
+    infos = (manifest.faiss or {}).get("shards") or []
+    return [(i, infos[i] if i < len(infos) else None) for i in range(int(manifest.shards["count"]))]
 
 
 def cluster_application(settings: Settings, replicas: int, alive_nodes: int) -> Any:
@@ -55,9 +66,9 @@ def cluster_application(settings: Settings, replicas: int, alive_nodes: int) -> 
     from ray._common.constants import HEAD_NODE_RESOURCE_NAME
 
     shard_apps: dict[str, Any] = {}
-    for name, build_dir, manifest in sharded_builds(Path(settings.data_dir)):
-        infos = (manifest.faiss or {}).get("shards") or []
-        for index in range(int(manifest.shards["count"])):
+    for name, build_dir, manifest in placed_builds(Path(settings.data_dir)):
+        parts = shard_parts(manifest)
+        for index, faiss_info in parts:
             key = shard_key(build_dir, index)
             options: dict[str, Any] = dict(
                 name=f"shard--{key}", num_replicas=replicas, ray_actor_options={"num_cpus": SHARD_REPLICA_CPUS},
@@ -65,9 +76,8 @@ def cluster_application(settings: Settings, replicas: int, alive_nodes: int) -> 
                 max_ongoing_requests=settings.max_inflight_requests)
             if 1 < replicas <= alive_nodes:
                 options["max_replicas_per_node"] = 1
-            shard_apps[key] = serve.deployment(ShardReplica).options(**options).bind(
-                str(build_dir), index, infos[index] if index < len(infos) else None)
-        log.info("collection %s: %d shards x %d replicas", name, manifest.shards["count"], replicas)
+            shard_apps[key] = serve.deployment(ShardReplica).options(**options).bind(str(build_dir), index, faiss_info)
+        log.info("collection %s: %d shard(s) x %d replicas", name, len(parts), replicas)
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         name="ingress", num_replicas=1, max_ongoing_requests=settings.max_inflight_requests,
         ray_actor_options={"num_cpus": INGRESS_CPUS, "resources": {HEAD_NODE_RESOURCE_NAME: 0.001}})

@@ -33,9 +33,10 @@ class ShardReplica:
 
 
 def shard_key(build_dir: Path | str, index: int) -> str:
-    """How a shard deployment is named and found: ``<collection>--<build id>--<shard>``."""
+    """How a shard deployment is named and found: ``<collection>--<build id>--<shard>`` (``whole``
+    for an unsharded build served as one shard)."""
     build = Path(build_dir)
-    return f"{build.parent.parent.name}--{build.name}--{index}"
+    return f"{build.parent.parent.name}--{build.name}--{'whole' if index < 0 else index}"
 
 
 class Ingress:
@@ -61,7 +62,7 @@ class Ingress:
             key = shard_key(build_dir, index)
             handle = handles.get(key)
             if handle is None:  # published after the cluster app was deployed: read it here
-                log.warning("no Serve deployment for %s; opening the shard in the ingress", key)
+                log.warning("no Serve deployment for %s; reading it in the ingress", key)
                 return open_local_shard(build_dir, index, manifest)
             return RayShardClient(key, handle)
 
