@@ -50,8 +50,9 @@ NODE_CPUS = 2
 SERVE_START_TIMEOUT_S = 300.0
 
 
-def _serve_cluster(address: str, data_dir: Path, replicas: int, log_path: Path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+def _serve_cluster(address: str, data_dir: Path, replicas: int, log_path: Path, port: int
+                   ) -> tuple[subprocess.Popen, str]:
+    """``ragmem serve --ray-address``; ``port`` is the same for every run (Serve's proxy port is the cluster's)."""
     env = {**os.environ, "RAGMEM_DATA_DIR": str(data_dir)}
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--ray-address", address, "--replicas",
                              str(replicas), "--port", str(port)], env=env, stdout=open(log_path, "w"),
@@ -144,8 +145,10 @@ def main(argv: list[str] | None = None) -> int:
             with running_server(served, env={"RAGMEM_WARM_UP": "true"}, timeout=180) as base:
                 results.append(("single-node `ragmem serve`", "one", "1 x 1",
                                 _loads(base, "one", queries, args.concurrency, args.requests)))
+            serve_port = free_port()
             for replicas in (1, 2):
-                proc, base = _serve_cluster(cluster.address, served, replicas, root / f"serve-{replicas}.log")
+                proc, base = _serve_cluster(cluster.address, served, replicas, root / f"serve-{replicas}.log",
+                                            serve_port)
                 try:
                     if replicas == 1:
                         results.append(("Ray Serve, unsharded collection", "one", "1 x 1",

@@ -112,7 +112,7 @@ class Analyzer:
     def _cjk_terms(self, run: str) -> list[str]:
         terms: list[str] = []
         if self.cjk_bigrams and len(run) > 1:
-            terms.extend(run[i : i + 2] for i in range(len(run) - 1))
+            terms.extend(map(str.__add__, run[:-1], run[1:]))  # run[i:i+2] for each i, in C
         if self.cjk_unigrams or len(run) == 1:
             terms.extend(_CJK_CHAR.findall(run))
         if self.jieba_min_len is not None:

@@ -654,20 +654,31 @@ class E5Tokenizer:
         """
         if not text:
             return []
-        spans: list[tuple[int, int]] = []
-        for start, end in self.tokenizer.encode(self._prepared(text), add_special_tokens=False).offsets:
-            if end <= start:
-                continue
-            if spans and start < spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
-            else:
-                spans.append((start, end))
-        return spans
+        return merged_spans(self.tokenizer.encode(self._prepared(text), add_special_tokens=False).offsets)
 
     def content_ids(self, texts: Sequence[str], prefix: str) -> list[list[int]]:
         """Ids of ``prefix + text`` without <s>/</s>, untruncated (the engine windows, never truncates)."""
         encodings = self.tokenizer.encode_batch([prefix + self._prepared(t) for t in texts], add_special_tokens=False)
         return [e.ids for e in encodings]
+
+
+def merged_spans(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Token offsets (in order) as increasing, non-overlapping spans: zero-width ones dropped, each
+    run of tokens that overlap the span so far merged into it (see ``E5Tokenizer.token_spans``).
+
+    A token opens a new span when it starts at or after the furthest end so far (inside a span
+    that furthest end is the span's own). In numpy because it runs over every token of a build.
+    """
+    pairs = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    pairs = pairs[pairs[:, 1] > pairs[:, 0]]
+    if not len(pairs):
+        return []
+    starts, ends = pairs[:, 0], pairs[:, 1]
+    opens = np.empty(len(starts), dtype=bool)
+    opens[0] = True
+    opens[1:] = starts[1:] >= np.maximum.accumulate(ends)[:-1]
+    first = np.flatnonzero(opens)
+    return list(zip(starts[first].tolist(), np.maximum.reduceat(ends, first).tolist()))
 
 
 @dataclass

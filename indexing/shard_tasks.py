@@ -60,9 +60,14 @@ class RayTasks:
         if not ray.is_initialized():
             ray.init(address=address, ignore_reinit_error=True, log_to_driver=False, include_dashboard=False,
                      configure_logging=False)
-        self.where = f"Ray ({address or 'local'}, {int(ray.cluster_resources().get('CPU', 0))} CPUs)"
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        self.where = (f"Ray ({address or 'local'}, {int(resources.get('CPU', 0))} CPUs"
+                      + (f", {gpus} GPUs)" if gpus else ")"))
         self._chunk = ray.remote(num_cpus=RAY_TASK_CPUS, num_returns=2, max_retries=2)(chunk_shard)
-        self._write = ray.remote(num_cpus=RAY_TASK_CPUS, max_retries=2)(write_shard)
+        # Embedding is pass 2's cost: on a cluster with GPUs each shard's task takes one (the
+        # embedder uses CUDA when it sees one), otherwise one CPU.
+        self._write = ray.remote(num_cpus=RAY_TASK_CPUS, num_gpus=1 if gpus else 0, max_retries=2)(write_shard)
 
     def chunk(self, jobs: Sequence[ShardJob]) -> tuple[list[CorpusStats], list[Any]]:
         refs = [self._chunk.remote(_one_thread(job)) for job in jobs]

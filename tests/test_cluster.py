@@ -35,7 +35,7 @@ from service.engine import SearchParams, search  # noqa: E402
 MODES = ("bm25", "dense", "hybrid", "hybrid+graph")
 QUERIES = ["quantum computing chip", "量子 芯片 发展", "history of the river valley", "market growth 2020"]
 RAGMEM = str(Path(sys.executable).with_name("ragmem"))
-SHARD_REPLICA_PREFIX = "ServeReplica:ragmem:shard--four--"
+SHARD_REPLICA_PREFIX = "shard--four--"
 
 
 def _free_port() -> int:
@@ -156,20 +156,20 @@ def test_mcp_over_http_through_ray_serve(served):
 
 
 def _shard_replicas(prefix: str = SHARD_REPLICA_PREFIX) -> dict[str, list[str]]:
-    """node id -> alive shard replica actors (of collection ``four`` by default) on it."""
+    """node id -> the shards (``<collection>--<build>--<shard>``) whose alive replica actors are on it."""
     from ray.util.state import list_actors
 
     out: dict[str, list[str]] = {}
     for actor in list_actors(filters=[("state", "=", "ALIVE")], detail=True, limit=1000):
-        if actor.class_name.startswith(prefix):
-            out.setdefault(actor.node_id, []).append(actor.class_name)
+        if (actor.name or "").startswith(prefix):
+            out.setdefault(actor.node_id, []).append(actor.name.rsplit("--r", 1)[0])
     return out
 
 
 def test_a_node_lost_while_querying_fails_no_request(cluster, served):
     placed = _shard_replicas()
     assert sum(map(len, placed.values())) == 8  # 4 shards x 2 replicas
-    assert len(_shard_replicas("ServeReplica:ragmem:shard--one--")) == 2  # the small collection: 2 nodes
+    assert len(_shard_replicas("shard--one--")) == 2  # the small collection too: on 2 nodes
     for replicas in placed.values():  # at most one replica of a shard per node
         assert len(replicas) == len(set(replicas))
     victim = max((w for w in cluster["workers"] if w.node_id in placed), key=lambda w: len(placed[w.node_id]))

@@ -87,3 +87,30 @@ def test_token_spans_cut_the_text_at_token_boundaries(encoder):
     assert encoder.count_tokens(text) >= len(spans)
     assert "".join(text[a:b] for a, b in spans).replace(" ", "") == text.replace(" ", "")
     assert encoder.token_spans("中文") == [(0, 2)]  # the prepended '▁' shares the first character
+
+
+def test_merged_spans_equal_the_token_by_token_merge():
+    """The numpy merge of token offsets equals the plain loop it replaced, on arbitrary offsets."""
+    import random
+
+    from indexing.e5_weights import merged_spans
+
+    def loop(offsets):
+        spans = []
+        for start, end in offsets:
+            if end <= start:
+                continue
+            if spans and start < spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(spans[-1][1], end))
+            else:
+                spans.append((start, end))
+        return spans
+
+    rng = random.Random(5)
+    for _ in range(2000):
+        offsets, position = [], 0
+        for _ in range(rng.randint(0, 30)):
+            position += rng.choice([0, 0, 1, 2, 3])
+            offsets.append((position, position + rng.choice([0, 1, 1, 2, 4])))
+        assert merged_spans(offsets) == loop(offsets)
+    assert merged_spans([]) == []

@@ -1,14 +1,17 @@
-"""``ragmem serve --ray-address``: the Serve application over every sharded collection of the data root.
+"""``ragmem serve --ray-address``: the HTTP API on Ray Serve over replica actors of every collection's shards.
 
-Placement: each shard of each collection is one Serve deployment of ``replicas`` replica actors
-(an unsharded collection is one shard, so many small collections spread over the nodes too); with at least as many alive nodes as replicas, at most one replica of a shard runs per
-node (``max_replicas_per_node=1``), so losing a node never takes every copy of a shard. Shards of
-different collections are separate deployments, so Ray spreads many small collections over the
-nodes by its own scheduling. The ingress (the FastAPI app) runs on the head node, beside Serve's
-controller and its HTTP proxy (``proxy_location="HeadOnly"``): a worker node's loss then never
-takes the request's entry point with it. Builds published after the application was deployed
-(a re-index, a new json_path) and builds whose tiers are still pending are read inside the
-ingress itself until the next deploy.
+Placement: each shard of each collection is held by ``replicas`` named replica actors
+(:class:`service.cluster.deployments.ShardReplica`; an unsharded collection is one shard, so many
+small collections spread over the nodes too), one per node through a STRICT_SPREAD placement
+group per shard when the cluster has a node per replica (else Ray's best-effort ``SPREAD``).
+Ray restarts a replica whose process or node dies (``max_restarts=-1``) in its bundle, moved to
+a node that holds no other replica of that shard, which restores the replica count as soon as
+capacity allows; meanwhile its calls go to the other replicas
+(:mod:`service.cluster.shard_client`). The ingress (the FastAPI app, plus MCP at ``/mcp``) is a
+Ray Serve deployment on the head node, beside Serve's controller and its HTTP proxy
+(``proxy_location="HeadOnly"``): a worker node's loss never takes the request's entry point.
+Builds published after start-up (a re-index, a new json_path) and builds whose tiers are still
+pending are read inside the ingress itself until the next ``ragmem serve``.
 
 Requires a data root every node can read at the same path (one host, or shared storage).
 """
@@ -18,14 +21,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from indexing import publish
 from indexing.build_format import read_manifest
 from indexing.settings import Settings
 from indexing.sharded_collection import WHOLE_BUILD
 from service.cluster.deployments import Ingress, ShardReplica, shard_key
+from service.cluster.shard_client import NAMESPACE
 
 log = logging.getLogger("ragmem.service.cluster.app")
 
@@ -34,13 +39,12 @@ SHARD_REPLICA_CPUS = 0.25
 """Logical CPUs Ray reserves per shard replica: a shard answers a query's calls in about a
 millisecond each, so many replicas share a core (raise it for shards past a few 100k chunks)."""
 INGRESS_CPUS = 0.5
-HEALTH_CHECK_PERIOD_S = 2.0
-HEALTH_CHECK_TIMEOUT_S = 10.0
+REPLICA_START_TIMEOUT_S = 300.0
 
 
 def placed_builds(data_dir: Path) -> list[tuple[str, Path, Any]]:
     """(collection, current build directory, manifest) of every complete collection under ``data_dir``:
-    sharded ones and unsharded ones alike (these become one-shard deployments)."""
+    sharded ones and unsharded ones alike (each of these is served as one shard)."""
     found = []
     for name in publish.list_collections(data_dir):
         build_dir = publish.current_build_dir(data_dir, name)
@@ -53,56 +57,116 @@ def placed_builds(data_dir: Path) -> list[tuple[str, Path, Any]]:
 
 
 def shard_parts(manifest: Any) -> list[tuple[int, dict | None]]:
-    """(shard index, its FAISS info) of every deployment a build needs."""
+    """(shard index, its FAISS info) of every shard a build is served as."""
     if manifest.shards is None:
         return [(WHOLE_BUILD, manifest.faiss)]
     infos = (manifest.faiss or {}).get("shards") or []
     return [(i, infos[i] if i < len(infos) else None) for i in range(int(manifest.shards["count"]))]
 
 
-def cluster_application(settings: Settings, replicas: int, alive_nodes: int) -> Any:
-    """The bound Serve application: the ingress, given one handle per shard deployment."""
-    from ray import serve
-    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+def replica_name(key: str, replica: int) -> str:
+    return f"shard--{key}--r{replica}"
 
-    shard_apps: dict[str, Any] = {}
+
+@dataclass
+class Placed:
+    """The replica actors of every placed shard, by :func:`shard_key`, and the placement groups that
+    keep each shard's replicas on different nodes."""
+
+    actors: dict[str, list[Any]] = field(default_factory=dict)
+    groups: list[Any] = field(default_factory=list)
+
+
+def _strategy(key: str, replicas: int, alive_nodes: int, placed: Placed) -> Callable[[int], Any]:
+    """Where replica r of a shard goes: a bundle of a STRICT_SPREAD placement group when the cluster
+    has a node per replica (Ray moves a dead node's bundle, and restarts its actor, to a node that
+    holds no other replica of the shard, as soon as there is one), else Ray's best-effort SPREAD."""
+    from ray.util.placement_group import placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+    if not 1 < replicas <= alive_nodes:
+        return lambda r: "SPREAD"
+    group = placement_group([{"CPU": SHARD_REPLICA_CPUS}] * replicas, strategy="STRICT_SPREAD",
+                            name=f"pg--{key}", lifetime="detached")
+    placed.groups.append(group)
+    return lambda r: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=r)
+
+
+def start_replicas(settings: Settings, replicas: int, alive_nodes: int) -> Placed:
+    """Every placed shard's replica actors, started and open (reused when alive under the same name)."""
+    import ray
+
+    actor_class = ray.remote(ShardReplica)
+    placed = Placed()
     for name, build_dir, manifest in placed_builds(Path(settings.data_dir)):
         parts = shard_parts(manifest)
         for index, faiss_info in parts:
             key = shard_key(build_dir, index)
-            options: dict[str, Any] = dict(
-                name=f"shard--{key}", num_replicas=replicas, ray_actor_options={"num_cpus": SHARD_REPLICA_CPUS},
-                health_check_period_s=HEALTH_CHECK_PERIOD_S, health_check_timeout_s=HEALTH_CHECK_TIMEOUT_S,
-                max_ongoing_requests=settings.max_inflight_requests)
-            if 1 < replicas <= alive_nodes:
-                options["max_replicas_per_node"] = 1
-            shard_apps[key] = serve.deployment(ShardReplica).options(**options).bind(str(build_dir), index, faiss_info)
+            where = _strategy(key, replicas, alive_nodes, placed)
+            placed.actors[key] = [actor_class.options(
+                name=replica_name(key, r), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+                max_restarts=-1, max_concurrency=settings.max_inflight_requests, num_cpus=SHARD_REPLICA_CPUS,
+                scheduling_strategy=where(r)).remote(str(build_dir), index, faiss_info) for r in range(replicas)]
         log.info("collection %s: %d shard(s) x %d replicas", name, len(parts), replicas)
+    ray.get([actor.ready.remote() for actors in placed.actors.values() for actor in actors],
+            timeout=REPLICA_START_TIMEOUT_S)
+    return placed
+
+
+def cluster_application(settings: Settings, replicas: dict[str, list[Any]]) -> Any:
+    """The bound Serve application: the ingress, given every shard's replica actor names."""
+    from ray import serve
+    from ray._common.constants import HEAD_NODE_RESOURCE_NAME
+
+    names = {key: [replica_name(key, r) for r in range(len(actors))] for key, actors in replicas.items()}
     ingress = serve.deployment(serve.ingress()(Ingress)).options(
         name="ingress", num_replicas=1, max_ongoing_requests=settings.max_inflight_requests,
         ray_actor_options={"num_cpus": INGRESS_CPUS, "resources": {HEAD_NODE_RESOURCE_NAME: 0.001}})
     settings_dict = settings.model_dump(mode="json", exclude={"ray_address"})
     settings_dict["data_dir"] = str(Path(settings.data_dir).resolve())
     settings_dict["corpus_roots"] = [str(Path(r).resolve()) for r in settings.corpus_roots]
-    return ingress.bind(settings_dict, shard_apps)
+    return ingress.bind(settings_dict, names)
+
+
+def serving_address(settings: Settings) -> tuple[str, int]:
+    """Where Serve's proxy listens. Its HTTP options belong to the cluster: when Serve was already
+    running with others, those stay in force, and the operator is told so rather than left
+    polling a port nothing listens on."""
+    from ray.serve.context import _get_global_client
+
+    config = _get_global_client().http_config
+    if (config.host, config.port) != (settings.host, settings.port):
+        log.warning("Ray Serve already runs on this cluster at %s:%d; --host/--port %s:%d are ignored "
+                    "(Serve's HTTP options are cluster-wide)", config.host, config.port, settings.host, settings.port)
+    return config.host, config.port
 
 
 def run_cluster(settings: Settings) -> None:
-    """Deploy the application on the cluster at ``settings.ray_address`` and serve until SIGINT/SIGTERM,
-    then delete the application (Serve itself stays up for the cluster's other applications)."""
+    """Start the shard replicas and the Serve application on the cluster at ``settings.ray_address``
+    and serve until SIGINT/SIGTERM, then remove both (Serve itself stays up for the cluster's
+    other applications)."""
     import ray
     from ray import serve
 
-    ray.init(address=settings.ray_address, ignore_reinit_error=True, log_to_driver=False, configure_logging=False)
+    ray.init(address=settings.ray_address, namespace=NAMESPACE, ignore_reinit_error=True, log_to_driver=False,
+             configure_logging=False)
     alive = sum(1 for node in ray.nodes() if node.get("Alive"))
     serve.start(proxy_location="HeadOnly", http_options={"host": settings.host, "port": settings.port})
-    app = cluster_application(settings, settings.ray_replicas, alive)
-    serve.run(app, name=APP_NAME, route_prefix="/", blocking=False)
-    log.warning("ragmem on Ray Serve at http://%s:%d (%d nodes, %d replicas per shard, data %s)", settings.host,
-                settings.port, alive, settings.ray_replicas, Path(settings.data_dir).resolve())
+    host, port = serving_address(settings)
+    placed = start_replicas(settings, settings.ray_replicas, alive)
+    serve.run(cluster_application(settings, placed.actors), name=APP_NAME, route_prefix="/", blocking=False)
+    log.warning("ragmem on Ray Serve at http://%s:%d (%d nodes, %d replicas per shard, data %s)", host, port,
+                alive, settings.ray_replicas, Path(settings.data_dir).resolve())
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     stop.wait()
-    log.warning("stopping: deleting the Serve application %s", APP_NAME)
+    log.warning("stopping: deleting the Serve application %s and its shard replicas", APP_NAME)
     serve.delete(APP_NAME)
+    from ray.util.placement_group import remove_placement_group
+
+    for actors in placed.actors.values():
+        for actor in actors:
+            ray.kill(actor, no_restart=True)
+    for group in placed.groups:
+        remove_placement_group(group)

@@ -1,9 +1,11 @@
-"""The two Ray Serve deployments: a shard replica and the HTTP ingress.
+"""The shard replica actor and the HTTP ingress (a Ray Serve deployment).
 
 ``ShardReplica`` holds one shard of one build (:class:`indexing.sharded_collection.ShardService`,
-the same object single-node serving uses) and answers its calls by name. ``Ingress`` is the
-unchanged FastAPI app of ``ragmem serve``; in it, sharded builds reach their shards through the
-replicas' handles, so the engine, fusion and every response are the single-node ones.
+the same object single-node serving uses) and answers its calls by name; it runs as a named Ray
+actor that Ray restarts when it dies. ``Ingress`` is the unchanged FastAPI app of ``ragmem
+serve``; in it, builds reach their shards through the replica actors
+(:mod:`service.cluster.shard_client`), so the engine, fusion and every response are the
+single-node ones.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ class ShardReplica:
     def call(self, method: str, *args: Any) -> Any:
         return getattr(self.service, method)(*args)
 
-    def check_health(self) -> None:
-        """Serve's health check: the shard's store still answers."""
-        self.service.store.n_chunks
+    def ready(self) -> int:
+        """Chunks held (the shard is open once this answers)."""
+        return self.service.store.n_chunks
 
 
 def shard_key(build_dir: Path | str, index: int) -> str:
@@ -40,10 +42,10 @@ def shard_key(build_dir: Path | str, index: int) -> str:
 
 
 class Ingress:
-    """The HTTP API, with the MCP tools at ``/mcp``; ``shards`` maps :func:`shard_key` to the shard
-    deployments' handles."""
+    """The HTTP API, with the MCP tools at ``/mcp``; ``shards`` maps :func:`shard_key` to the names
+    of the shard's replica actors."""
 
-    def __init__(self, settings: dict, shards: dict[str, Any]) -> None:
+    def __init__(self, settings: dict, shards: dict[str, list[str]]) -> None:
         self.settings_dict = settings
         self.shards = shards
 
@@ -56,15 +58,15 @@ class Ingress:
         from service.http.app import create_app
         from service.mcp_server import mount_streamable_http
 
-        handles = self.shards
+        replicas = self.shards
 
         def opener(build_dir: Path, index: int, manifest):
             key = shard_key(build_dir, index)
-            handle = handles.get(key)
-            if handle is None:  # published after the cluster app was deployed: read it here
-                log.warning("no Serve deployment for %s; reading it in the ingress", key)
+            names = replicas.get(key)
+            if names is None:  # published after the cluster app was deployed: read it here
+                log.warning("no replicas for %s; reading it in the ingress", key)
                 return open_local_shard(build_dir, index, manifest)
-            return RayShardClient(key, handle)
+            return RayShardClient(key, names)
 
         use_shard_opener(opener)
         settings = Settings(**self.settings_dict)
