@@ -14,6 +14,7 @@ fan-out per query, the Serve proxy hop, per-task start-up in builds) and the per
    the remote shard calls), and Ray Serve on the sharded collection with 1 and 2 replicas per
    shard (the fan-out to more shards).
 3. Bytes per chunk of each part of the sharded build on disk (BM25, FAISS, store, graph).
+4. What one call costs to a Ray actor and to a Ray Serve handle (why shard replicas are actors).
 """
 
 from __future__ import annotations
@@ -86,6 +87,53 @@ def _loads(base: str, collection: str, queries: list[str], concurrency: int, n: 
             concurrency: run_load(base, collection, "hybrid+graph", queries, concurrency, n * 2, 90)}
 
 
+CALLS = 200
+
+
+class _Echo:
+    """What a shard call costs with no work in it: the arguments back."""
+
+    def call(self, method: str, *args):
+        return args
+
+
+def call_latency() -> dict[str, tuple[float, float]]:
+    """p50/p99 ms of one call from a non-event-loop thread (as the ingress makes them) to a Ray actor
+    and to a Ray Serve deployment handle, same payload as a dense top-k call (384 floats + ints).
+    This is why shard replicas are plain actors (service/cluster/shard_client.py)."""
+    import threading
+
+    import numpy as np
+    import ray
+    from ray import serve
+
+    actor = ray.remote(num_cpus=0.25)(_Echo).remote()
+    handle = serve.run(serve.deployment(_Echo, name="echo", ray_actor_options={"num_cpus": 0.25},
+                                        max_ongoing_requests=64).bind(), name="bench-echo", route_prefix=None)
+    payload = ("dense_top", np.zeros((1, 384), np.float32), 100, None)
+    calls = {"Ray actor call": lambda: ray.get(actor.call.remote(*payload)),
+             "Ray Serve handle call": lambda: handle.call.remote(*payload).result()}
+    out: dict[str, tuple[float, float]] = {}
+
+    def measure(name, fn) -> None:
+        for _ in range(10):
+            fn()
+        times = []
+        for _ in range(CALLS):
+            started = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - started) * 1000)
+        out[name] = (float(np.percentile(times, 50)), float(np.percentile(times, 99)))
+
+    for name, fn in calls.items():
+        thread = threading.Thread(target=measure, args=(name, fn))
+        thread.start()
+        thread.join()
+    serve.delete("bench-echo")
+    ray.kill(actor)
+    return out
+
+
 def _bytes_per_chunk(build_dir: Path, chunks: int) -> dict[str, float]:
     def size(paths) -> int:
         return sum(p.stat().st_size for path in paths for p in ([path] if path.is_file() else path.rglob("*"))
@@ -139,13 +187,17 @@ def main(argv: list[str] | None = None) -> int:
             manifest = open_collection(cold, "sharded").manifest
             per_chunk = _bytes_per_chunk(publish.current_build_dir(cold, "sharded"), sharded.chunks)
             queries = make_queries(open_collection(served, "one"))
+            from ray import serve
+
+            serve_port = free_port()  # Serve's HTTP options are the cluster's: set once, as ragmem serve will
+            serve.start(proxy_location="HeadOnly", http_options={"host": "127.0.0.1", "port": serve_port})
+            latency = call_latency()
             ray.shutdown()
 
             results: list[tuple[str, str, str, dict[int, Load]]] = []
             with running_server(served, env={"RAGMEM_WARM_UP": "true"}, timeout=180) as base:
                 results.append(("single-node `ragmem serve`", "one", "1 x 1",
                                 _loads(base, "one", queries, args.concurrency, args.requests)))
-            serve_port = free_port()
             for replicas in (1, 2):
                 proc, base = _serve_cluster(cluster.address, served, replicas, root / f"serve-{replicas}.log",
                                             serve_port)
@@ -203,12 +255,15 @@ def main(argv: list[str] | None = None) -> int:
         f"- Fan-out to {args.shards} shards instead of 1 (c=1 p50, both on Serve): "
         f"{sharded_one - serve_one:+.1f} ms per query (5 rounds of shard calls: dense top-k and BM25 top-k on every "
         "shard; candidate vectors, pool vectors and chunk records on the shards that own them).",
+        f"- Call latency, {CALLS} calls from a thread, 384-float payload (p50 / p99 ms): "
+        + "; ".join(f"{name} {p50:.1f} / {p99:.1f}" for name, (p50, p99) in latency.items())
+        + ". Shard replicas are plain actors for this reason.",
         "- Bytes per chunk of the sharded build on disk: "
         + ", ".join(f"{k} {v:,.0f}" for k, v in per_chunk.items()) + " (docs/SCALING.md uses them).",
     ]
     Path("eval/results").mkdir(parents=True, exist_ok=True)
     (Path("eval/results") / "bench_cluster.json").write_text(json.dumps(
-        {"bytes_per_chunk": per_chunk, "chunks": sharded.chunks,
+        {"bytes_per_chunk": per_chunk, "chunks": sharded.chunks, "call_latency_ms": latency,
          "rows": [{"server": n, "collection": col, "shape": s, "c1_p50": l[1].pct(50), "c1_p99": l[1].pct(99),
                    "qps": l[c].qps, "p50": l[c].pct(50), "p99": l[c].pct(99)} for n, col, s, l in results]},
         indent=1))
