@@ -30,11 +30,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 
 from eval.bench_query import Load, fmt, machine, make_queries, run_load
 from eval.generated_corpus import write_json_corpus
-from eval.local_server import free_port, running_server
+from eval.local_server import free_port, running_server, wait_until_serving
 from eval.report_sections import emit_section, start_bench
 from indexing import publish
 from indexing.build_format import BM25_DIR, FAISS_FILE, GRAPH_DIR, STORE_FILE, SHARDS_DIR
@@ -59,18 +58,8 @@ def _serve_cluster(address: str, data_dir: Path, replicas: int, log_path: Path, 
                              str(replicas), "--port", str(port)], env=env, stdout=open(log_path, "w"),
                             stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"ragmem serve --ray-address exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/collections", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"Ray Serve app did not start:\n{log_path.read_text()[-3000:]}")
-        time.sleep(0.5)
+    wait_until_serving(f"{base}/collections", proc, log_path, SERVE_START_TIMEOUT_S)  # the app, not just the proxy
+    return proc, base
 
 
 def _stop(proc: subprocess.Popen) -> None:

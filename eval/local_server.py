@@ -43,6 +43,22 @@ def data_limiter(gib: float) -> Callable[[], None]:
     return apply
 
 
+def wait_until_serving(url: str, proc: subprocess.Popen, log_path: Path, timeout: float) -> None:
+    """Poll ``url`` until it answers 200; RuntimeError with the log's tail if ``proc`` exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()[-5000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start within {timeout:.0f} s:\n{log_path.read_text()[-5000:]}")
+        time.sleep(0.2)
+
+
 @contextmanager
 def server_process(data_dir: Path, corpus_roots: list[Path] = (), env: dict | None = None, timeout: float = 90,
                    *, base_env: dict | None = None, memory_limit_gib: float | None = None,
@@ -63,18 +79,7 @@ def server_process(data_dir: Path, corpus_roots: list[Path] = (), env: dict | No
                                 stdout=log, stderr=subprocess.STDOUT, preexec_fn=preexec)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.time() + timeout
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.time() > deadline:
-                    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
-                time.sleep(0.2)
+            wait_until_serving(f"{base}/healthz", proc, log_path, timeout)
             yield base, proc, log_path
         finally:
             stop_process(proc)

@@ -25,7 +25,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
@@ -39,6 +39,14 @@ from indexing.settings import Settings
 from indexing.shard_layout import ShardLayout, plan_shards
 from indexing.store import ChunkRow, write_store
 from indexing.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from indexing.build_format import ChunkingParams, Manifest
+    from indexing.build_writer import BuildWriter
+    from indexing.builder import _Stages
+    from indexing.documents import LoadedCorpus
+    from indexing.embedder import TextEmbedder
+    from indexing.shard_tasks import ShardTasks
 
 log = logging.getLogger("ragmem.indexing.sharded_build")
 
@@ -140,13 +148,13 @@ def layout_of(parts: Sequence[ShardChunks]) -> ShardLayout:
     return ShardLayout(tuple(docs), tuple(rows))
 
 
-def build_sharded_into(build: Any, name: str, corpus: Any, corpus_path: Path, fingerprint: str, embedder: Any,
-                       analyzer: Analyzer, params: Any, settings: Settings, stages: Any, show_progress: bool,
-                       tasks: Any) -> Any:
+def build_sharded_into(build: "BuildWriter", name: str, corpus: "LoadedCorpus", corpus_path: Path, fingerprint: str,
+                       embedder: "TextEmbedder", analyzer: Analyzer, params: "ChunkingParams", settings: Settings,
+                       stages: "_Stages", show_progress: bool, tasks: "ShardTasks") -> "Manifest":
     """Write every shard and the graph memory into ``build``'s staging directory; returns the
     manifest the caller publishes (one publish: a sharded build is never tiered)."""
-    from indexing.build_format import LEG_BM25, LEG_DENSE, LEG_GRAPH, Bm25Config, CorpusInfo, EmbedderInfo, Manifest
-    from indexing.build_format import AnalyzerConfig, Counts, utc_timestamp
+    from indexing.build_format import (LEG_BM25, LEG_DENSE, LEG_GRAPH, AnalyzerConfig, Bm25Config, CorpusInfo,
+                                       Counts, EmbedderInfo, Manifest, utc_timestamp)
     from indexing.builder import _build_graph_memory, _GraphProgress
 
     documents = corpus.documents

@@ -50,7 +50,6 @@ class Ingress:
         self.shards = shards
 
     def __serve_build_asgi_app__(self):
-        from indexing.collection import Collection  # noqa: F401  (import order: indexing before service)
         from indexing.settings import Settings
         from indexing.sharded_collection import open_local_shard, use_shard_opener
         from service.cluster.shard_client import RayShardClient
