@@ -3,7 +3,7 @@
 * a 4-shard build run as Ray tasks equals the unsharded build query for query in bm25, dense,
   hybrid and the default mode, in process and over HTTP through Ray Serve;
 * killing a node that holds shard replicas while a client keeps querying fails no request, and
-  Serve brings the replica count back once a node joins again;
+  the replica count is back once a node joins again;
 * a sharded build killed mid-way (kill -9 of ``ragmem index --shards``) publishes nothing.
 """
 
@@ -55,7 +55,7 @@ def cluster(tmp_path_factory):
     cluster.wait_for_nodes()
     cluster.connect()
     data = tmp / "data"
-    corpus = write_json_corpus(tmp / "c.json", n_docs=24, seed=7, paragraphs=6)
+    corpus = write_json_corpus(tmp / "c.json", n_docs=16, seed=7, paragraphs=5)
     # One data root: the sharded build reads the chunk vectors the unsharded one cached (the int8
     # embedder's vectors depend slightly on the batch a text is embedded in).
     build_collection(corpus, "one", Settings(data_dir=data), show_progress=False)
@@ -176,7 +176,7 @@ def test_a_node_lost_while_querying_fails_no_request(cluster, served):
     failures, answered, killed_at = [], 0, None
     started = time.monotonic()
     with httpx.Client(timeout=60) as client:
-        while time.monotonic() - started < 20:
+        while time.monotonic() - started < 12:
             query = QUERIES[answered % len(QUERIES)]
             try:
                 response = client.post(f"{served}/rag_search", json={"query": query, "collection": "four"})
@@ -185,7 +185,7 @@ def test_a_node_lost_while_querying_fails_no_request(cluster, served):
             except httpx.HTTPError as exc:
                 failures.append(repr(exc))
             answered += 1
-            if killed_at is None and time.monotonic() - started > 3:
+            if killed_at is None and time.monotonic() - started > 2:
                 cluster["cluster"].remove_node(victim, allow_graceful=False)
                 killed_at = answered
     assert killed_at is not None and answered > killed_at + 5

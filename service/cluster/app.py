@@ -81,13 +81,16 @@ def _strategy(key: str, replicas: int, alive_nodes: int, placed: Placed) -> Call
     """Where replica r of a shard goes: a bundle of a STRICT_SPREAD placement group when the cluster
     has a node per replica (Ray moves a dead node's bundle, and restarts its actor, to a node that
     holds no other replica of the shard, as soon as there is one), else Ray's best-effort SPREAD."""
-    from ray.util.placement_group import placement_group
+    from ray.util.placement_group import get_placement_group, placement_group
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     if not 1 < replicas <= alive_nodes:
         return lambda r: "SPREAD"
-    group = placement_group([{"CPU": SHARD_REPLICA_CPUS}] * replicas, strategy="STRICT_SPREAD",
-                            name=f"pg--{key}", lifetime="detached")
+    try:  # left by a `ragmem serve` that was killed: its replicas are reused by name too
+        group = get_placement_group(f"pg--{key}")
+    except ValueError:
+        group = placement_group([{"CPU": SHARD_REPLICA_CPUS}] * replicas, strategy="STRICT_SPREAD",
+                                name=f"pg--{key}", lifetime="detached")
     placed.groups.append(group)
     return lambda r: PlacementGroupSchedulingStrategy(group, placement_group_bundle_index=r)
 
