@@ -26,6 +26,7 @@ pytest.importorskip("ray.serve")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from eval.generated_corpus import write_json_corpus  # noqa: E402
+from eval.local_server import free_port, wait_until_serving  # noqa: E402
 from indexing import publish  # noqa: E402
 from indexing.builder import build_collection  # noqa: E402
 from indexing.collection import open_collection  # noqa: E402
@@ -36,14 +37,6 @@ MODES = ("bm25", "dense", "hybrid", "hybrid+graph")
 QUERIES = ["quantum computing chip", "量子 芯片 发展", "history of the river valley", "market growth 2020"]
 RAGMEM = str(Path(sys.executable).with_name("ragmem"))
 SHARD_REPLICA_PREFIX = "shard--four--"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -69,22 +62,14 @@ def cluster(tmp_path_factory):
 @pytest.fixture(scope="module")
 def served(cluster):
     """``ragmem serve --ray-address ... --replicas 2`` on loopback, until the module ends."""
-    port = _free_port()
-    log = open(cluster["tmp"] / "serve.log", "w")
+    port = free_port()
+    log_path = cluster["tmp"] / "serve.log"
+    log = open(log_path, "w")
     env = {**os.environ, "RAGMEM_DATA_DIR": str(cluster["data"]), "RAGMEM_WARM_UP": "false"}
     proc = subprocess.Popen([RAGMEM, "serve", "--ray-address", cluster["cluster"].address, "--replicas", "2",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 240
-    while True:
-        assert proc.poll() is None, (cluster["tmp"] / "serve.log").read_text()[-3000:]
-        try:
-            if httpx.get(f"{url}/collections", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, "Ray Serve app never answered"
-        time.sleep(0.5)
+    wait_until_serving(f"{url}/collections", proc, log_path, 240)  # the app, not just Serve's proxy
     yield url
     proc.send_signal(signal.SIGTERM)
     try:
