@@ -81,8 +81,10 @@ def test_unseen_json_path_answers_tier_by_tier(tmp_path: Path) -> None:
 def test_new_json_path_past_the_build_queue_gets_a_fast_503(tmp_path: Path) -> None:
     first = write_json_corpus(tmp_path / "corpus" / "a.json", n_docs=12)
     second = write_json_corpus(tmp_path / "corpus" / "b.json", n_docs=12, seed=1)
+    # The first build holds the only worker for its seconds of building anyway (the second request is
+    # sent as soon as the first is answered, BUILD_WAIT_SECONDS=0); a short pause only widens that.
     env = {"RAGMEM_BUILD_WORKERS": "1", "RAGMEM_MAX_QUEUED_BUILDS": "0", "RAGMEM_BUILD_WAIT_SECONDS": "0",
-           "RAGMEM_FAULT_PAUSE_AFTER_TIER": PAUSE_S}
+           "RAGMEM_FAULT_PAUSE_AFTER_TIER": "2"}
     with running_server(tmp_path / "data", corpus_roots=[first.parent], env=env) as url, \
             httpx.Client(timeout=120) as client:
         started = _search(client, url, str(first))
