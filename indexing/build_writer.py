@@ -36,6 +36,25 @@ from indexing.vector_index import VectorIndex
 log = logging.getLogger("ragmem.indexing.build_writer")
 
 
+class PartsWriter:
+    """The index parts of a build (BM25, FAISS, chunk store) into one directory: the staging
+    directory of a build, or one shard's directory in a sharded build (``build_format.shard_dir``,
+    written by a shard task that holds no :class:`BuildWriter`)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def lexical(self, index: LexicalIndex) -> None:
+        index.save(self.directory / BM25_DIR)
+
+    def dense(self, index: VectorIndex) -> None:
+        index.save(self.directory / FAISS_FILE)
+
+    def store(self, documents: Sequence[Document], chunk_counts: Sequence[int], rows: Sequence[ChunkRow],
+              skipped: Sequence[SkippedDocument]) -> None:
+        write_store(self.directory / STORE_FILE, documents, chunk_counts, rows, skipped)
+
+
 class BuildWriter:
     """One build in its staging directory; nothing is visible to readers until :meth:`publish`."""
 
@@ -46,14 +65,14 @@ class BuildWriter:
         self.published: Path | None = None
 
     def lexical(self, index: LexicalIndex) -> None:
-        index.save(self.staging / BM25_DIR)
+        PartsWriter(self.staging).lexical(index)
 
     def dense(self, index: VectorIndex) -> None:
-        index.save(self.staging / FAISS_FILE)
+        PartsWriter(self.staging).dense(index)
 
     def store(self, documents: Sequence[Document], chunk_counts: Sequence[int], rows: Sequence[ChunkRow],
               skipped: Sequence[SkippedDocument]) -> None:
-        write_store(self.staging / STORE_FILE, documents, chunk_counts, rows, skipped)
+        PartsWriter(self.staging).store(documents, chunk_counts, rows, skipped)
 
     def graph(self, save: Callable[[Path], None]) -> None:
         """``save`` writes the graph memory into the directory it is given (graphmem owns its files)."""

@@ -30,14 +30,15 @@ from typing import TYPE_CHECKING, Sequence
 import numpy as np
 
 from indexing.analyzer import Analyzer
-from indexing.build_format import BM25_DIR, FAISS_FILE, STORE_FILE, shard_dir
+from indexing.build_format import shard_dir
+from indexing.build_writer import PartsWriter
 from indexing.documents import Document, SkippedDocument
 from indexing.embedder import EmbedderSpec, load_embedder
 from indexing.embedding_cache import embed_texts, open_embedding_cache
 from indexing.lexical_index import CorpusStats, LexicalIndex
 from indexing.settings import Settings
 from indexing.shard_layout import ShardLayout, plan_shards
-from indexing.store import ChunkRow, write_store
+from indexing.store import ChunkRow
 from indexing.vector_index import VectorIndex
 
 if TYPE_CHECKING:
@@ -106,9 +107,9 @@ def write_shard(job: ShardJob, chunks: ShardChunks, stats: CorpusStats) -> Shard
     started = time.perf_counter()
     target = shard_dir(Path(job.staging), job.index)
     target.mkdir(parents=True, exist_ok=True)
-    lexical = LexicalIndex.build(chunks.terms, settings.bm25_k1, settings.bm25_b, settings.bm25_method, stats)
-    lexical.save(target / BM25_DIR)
-    write_store(target / STORE_FILE, job.documents, chunks.counts, chunks.rows, job.skipped)
+    parts = PartsWriter(target)
+    parts.lexical(LexicalIndex.build(chunks.terms, settings.bm25_k1, settings.bm25_b, settings.bm25_method, stats))
+    parts.store(job.documents, chunks.counts, chunks.rows, job.skipped)
     seconds["bm25+store"] = time.perf_counter() - started
     embedder = load_embedder(EmbedderSpec.from_settings(settings))
     cache = open_embedding_cache(settings.data_dir, embedder)
@@ -123,7 +124,7 @@ def write_shard(job: ShardJob, chunks: ShardChunks, stats: CorpusStats) -> Shard
     dense = VectorIndex.build(vectors if len(chunks.rows) else np.zeros((0, embedder.dimension), np.float32),
                               settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
                               settings.hnsw_ef_search)
-    dense.save(target / FAISS_FILE)
+    parts.dense(dense)
     seconds["faiss"] = time.perf_counter() - started
     return ShardOutput(vectors, embedded, dense.info, seconds)
 
@@ -152,7 +153,8 @@ def build_sharded_into(build: "BuildWriter", name: str, corpus: "LoadedCorpus", 
                        embedder: "TextEmbedder", analyzer: Analyzer, params: "ChunkingParams", settings: Settings,
                        stages: "_Stages", show_progress: bool, tasks: "ShardTasks") -> "Manifest":
     """Write every shard and the graph memory into ``build``'s staging directory; returns the
-    manifest the caller publishes (one publish: a sharded build is never tiered)."""
+    manifest the caller completes with the stage and publish times and publishes (one publish: a
+    sharded build is never tiered)."""
     from indexing.build_format import (LEG_BM25, LEG_DENSE, LEG_GRAPH, AnalyzerConfig, Bm25Config, CorpusInfo,
                                        Counts, EmbedderInfo, Manifest, utc_timestamp)
     from indexing.builder import _build_graph_memory, _GraphProgress
@@ -198,5 +200,4 @@ def build_sharded_into(build: "BuildWriter", name: str, corpus: "LoadedCorpus", 
         bm25=Bm25Config.from_dict(bm25), faiss=faiss,
         counts=Counts(documents=len(documents), chunks=len(rows), skipped=len(corpus.skipped),
                       embedded=sum(o.embedded for o in outputs), tokens=int(sum(r.n_tokens for r in rows))),
-        graph=graph_info, stage_seconds=dict(stages.seconds), legs=legs, pending=[],
-        tier_seconds={}, shards=shard_info)
+        graph=graph_info, legs=legs, pending=[], shards=shard_info)
