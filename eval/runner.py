@@ -19,8 +19,9 @@ from eval.metrics import metrics_for_question, summarize
 from eval.seed_baseline import SeedBaseline
 from indexing.builder import build_collection
 from indexing.collection import Collection, open_collection
-from indexing.embedding_cache import embedding_cache_dir
 from indexing.embedder import QueryEncoding
+from indexing.embedding_cache import embedding_cache_dir
+from indexing.joint_embedder import first_space
 from indexing.settings import Settings
 from service.engine import LIMITS, MODES, SearchParams, search
 
@@ -97,7 +98,8 @@ def evaluate_dataset(dataset: EvalDataset, config: EvalConfig, settings: Setting
     key_of = _doc_keys(collection) if client is not None else {}
     for mode in config.modes:
         if mode == SEED_BASELINE and baseline is None:
-            baseline = SeedBaseline.build(dataset.corpus_documents(), collection.embedder,
+            # The seed tool embedded with one model: the collection's first space.
+            baseline = SeedBaseline.build(dataset.corpus_documents(), first_space(collection.embedder),
                                           embedding_cache_dir(settings.data_dir))
         per_question, latencies, ranks = [], [], []
         for q in tqdm(queries, desc=f"{dataset.name} {mode}", unit="q", leave=False):

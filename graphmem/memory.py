@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from graphmem.extraction import ExtractionLimits, Triple, extract, normalise_entity
 from graphmem.ppr import Walk, row_normalise
-from graphmem.similarity import relative_cutoff
+from graphmem.similarity import random_pair_cosines, relative_cutoff
 
 __all__ = [
     "ChunkText",
@@ -852,15 +852,10 @@ SYNONYM_BASELINE_PAIRS = 4096
 
 def synonym_cutoff(vectors: np.ndarray, threshold: float, pairs: int = SYNONYM_BASELINE_PAIRS) -> float:
     """The raw cosine for ``GraphLimits.synonym_threshold`` in this space (seeded: builds repeat)."""
-    e = vectors.shape[0] if vectors.ndim == 2 else 0
-    if e < 2:
+    cosines = random_pair_cosines(vectors, pairs)
+    if cosines.size == 0:
         return float(threshold)
-    rng = np.random.default_rng(0)
-    i, j = rng.integers(0, e, size=(2, pairs))
-    keep = i != j
-    if not keep.any():
-        return float(threshold)
-    return relative_cutoff(float(np.median(np.einsum("ij,ij->i", vectors[i[keep]], vectors[j[keep]]))), threshold)
+    return relative_cutoff(float(np.median(cosines)), threshold)
 
 
 def _synonym_pairs(vectors: np.ndarray, neighbours: int, threshold: float) -> list[tuple[int, int, float]]:

@@ -30,12 +30,15 @@ from __future__ import annotations
 import copy
 import json
 import time
+import types
 from dataclasses import MISSING, dataclass, field, fields
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Any, Mapping, TypeVar, get_args, get_type_hints
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from indexing.embedder import TextEmbedder
 
 SCHEMA_VERSION = 1
@@ -140,7 +143,7 @@ class _Part:
                 continue
             value = rest.pop(f.name)
             part = _part_types(cls).get(f.name)
-            values[f.name] = part.from_dict(value, f"{where}{f.name}.") if part else value
+            values[f.name] = part.from_dict(value, f"{where}{f.name}.") if part and value is not None else value
         return cls(**values, extra=rest)
 
     def to_dict(self) -> dict[str, Any]:
@@ -157,8 +160,14 @@ class _Part:
 @cache
 def _part_types(cls: type) -> dict[str, type[_Part]]:
     """Fields of ``cls`` that are sections themselves (resolved once per class)."""
-    return {name: hint for name, hint in get_type_hints(cls).items()
-            if isinstance(hint, type) and issubclass(hint, _Part)}
+    out: dict[str, type[_Part]] = {}
+    for name, hint in get_type_hints(cls).items():
+        if isinstance(hint, types.UnionType):  # an optional section: ``Part | None``
+            parts = [arg for arg in get_args(hint) if isinstance(arg, type) and issubclass(arg, _Part)]
+            hint = parts[0] if len(parts) == 1 else None
+        if isinstance(hint, type) and issubclass(hint, _Part):
+            out[name] = hint
+    return out
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -176,11 +185,21 @@ class CorpusInfo(_Part):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SpaceInfo(_Part):
+    """A second embedding space joined to the embedder's vectors (``indexing.joint_embedder``)."""
+
+    name: str
+    dimension: int
+    cache_key: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
 class EmbedderInfo(_Part):
     """The embedding space of the build; readers load exactly this (``embedder.embedder_for_build``)."""
 
     name: str
     dimension: int
+    """Of the vectors in the index: the embedder's own, plus ``cross_lingual``'s when there is one."""
     max_seq_length: int
     device: str
     multilingual: bool = False
@@ -190,13 +209,27 @@ class EmbedderInfo(_Part):
     """How the weights ran (e5: onnx-int8, onnx, torch, engine); empty for sentence-transformers."""
     query_prefix: str = ""
     passage_prefix: str = ""
+    cross_lingual: SpaceInfo | None = None
+    """The second space of a joint build; None: one space (every build before it existed)."""
+    spreads: list[float] = field(default_factory=list)
+    """Per space (the embedder's first): the spread of cosines between random chunk pairs, which
+    sets the spaces' weights (``fusion.space_weights``); empty for one space or before the dense tier."""
 
     @classmethod
-    def of(cls, embedder: "TextEmbedder") -> "EmbedderInfo":
+    def of(cls, embedder: "TextEmbedder", vectors: "np.ndarray | None" = None) -> "EmbedderInfo":
+        """``vectors``: the build's chunk vectors, once embedded (a joint space measures its spreads on them)."""
+        from indexing.joint_embedder import JointEmbedder
+
+        second = spreads = None
+        if isinstance(embedder, JointEmbedder):
+            (space,) = embedder.spaces
+            second = SpaceInfo(name=space.name, dimension=space.dimension, cache_key=space.cache_key)
+            spreads = embedder.spreads(vectors) if vectors is not None and len(vectors) else None
         return cls(name=embedder.name, dimension=embedder.dimension, max_seq_length=embedder.max_seq_length,
                    device=embedder.device, multilingual=bool(embedder.multilingual), backend=embedder.backend,
                    runtime=embedder.runtime if embedder.backend != "sentence-transformers" else "",
-                   query_prefix=embedder.query_prefix, passage_prefix=embedder.passage_prefix)
+                   query_prefix=embedder.query_prefix, passage_prefix=embedder.passage_prefix,
+                   cross_lingual=second, spreads=[round(v, 6) for v in spreads or []])
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -377,12 +377,13 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
         build.report({"files": corpus.files, "documents": len(documents),
                       "skipped": [asdict(s) for s in corpus.skipped]})
 
-    def manifest_of(dense: VectorIndex | None, graph_info: dict | None, embedded: int):
+    def manifest_of(dense: VectorIndex | None, graph_info: dict | None, embedded: int,
+                    vectors: np.ndarray | None = None):
         def make(ready: list[str], pending: list[str], tier_seconds: dict) -> Manifest:
             return Manifest(
                 collection=name, build_id=build.build_id, created_at=utc_timestamp(),
                 corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
-                embedder=EmbedderInfo.of(embedder), chunking=params,
+                embedder=EmbedderInfo.of(embedder, vectors), chunking=params,
                 **manifest_sections(analyzer, lexical, dense, documents, rows, len(corpus.skipped), embedded),
                 graph=graph_info, stage_seconds=dict(stages.seconds), legs=ready, pending=pending,
                 tier_seconds=tier_seconds)
@@ -400,12 +401,12 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
                                       settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
                                       settings.hnsw_ef_search)
             build.dense(dense)
-        manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded))
+        manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded, vectors))
         if settings.graph:
             with stages.stage("graph"):
                 graph_info = _build_graph_memory(build, documents, rows, vectors, embedder, cache, settings,
                                                  _GraphProgress(stages), show_progress)
-            manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded))
+            manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded, vectors))
     finally:
         cache.close()
     return manifest

