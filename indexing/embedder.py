@@ -184,7 +184,7 @@ def _load_embedder(spec: "EmbedderSpec | str | None", device: str | None) -> Tex
     if not spec.cross_lingual:
         return primary
     joint = _JOINT.get(spec)
-    if joint is None:
+    if joint is None or joint.primary is not primary:  # the primary's own cache may have replaced it
         from indexing.joint_embedder import JointEmbedder
 
         joint = _JOINT[spec] = JointEmbedder(primary, (load_space(spec.cross_lingual, spec.threads, spec.device),))

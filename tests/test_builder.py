@@ -25,7 +25,8 @@ def test_build_publishes_consistent_collection(tmp_path, settings):
     manifest = collection.manifest
     for key in ("schema_version", "embedder", "chunking", "analyzer", "counts", "corpus", "stage_seconds", "faiss"):
         assert key in manifest
-    assert manifest["embedder"]["dimension"] == 384 and manifest["chunking"]["chunk_tokens"] == 256
+    assert manifest["embedder"]["dimension"] == 384 + 512  # e5 joined by USE-multilingual-v3 (the default)
+    assert manifest["chunking"]["chunk_tokens"] == 256
     assert manifest["faiss"]["type"] == "flat"
     assert collection.dense.size == collection.store.n_chunks == collection.lexical.n_docs == summary.chunks
 
