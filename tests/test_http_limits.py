@@ -57,11 +57,10 @@ def limited(base):
 
 @pytest.fixture(scope="module")
 def guarded(base):
-    # No start-up warm-up: while its thread loads the embedder the event loop can stall (with it,
-    # refusals took about 1 s in half of the runs on the 2026-12-03 machine; without, none did),
-    # which would time the warm-up, not the refusal. (A problem of its own, noted for issue 14.)
+    # With the start-up warm-up on, as servers run: its GIL-heavy tokenizer builds happen before
+    # the port opens (warmup.preload_tokenizers), so they cannot stall the refusals timed here.
     env = {"RAGMEM_MAX_INFLIGHT_REQUESTS": "2", "RAGMEM_READ_API_KEY": READ_KEY, "RAGMEM_API_KEY": WRITE_KEY,
-           "RAGMEM_BUILD_WAIT_SECONDS": "0", "RAGMEM_WARM_UP": "false"}
+           "RAGMEM_BUILD_WAIT_SECONDS": "0"}
     with running_server(base / "data", [base / "corpora"], env=env) as url:
         yield url
 
