@@ -81,8 +81,9 @@ def build_lines(results: dict) -> str:
 
 def write_report(results: dict, path: Path) -> None:
     config = results["config"]
+    embedder = " + ".join(name for name in (config["embed_model"], config.get("embed_cross_lingual")) if name)
     header = [f"# Eval run {results['run_id']}", "",
-              f"Modes: {', '.join(config['modes'])}. Embedder: {config['embed_model']}. "
+              f"Modes: {', '.join(config['modes'])}. Embedder: {embedder}. "
               f"{'Queries sent to ' + config['url'] if config.get('url') else 'In-process retrieval (service code).'}",
               "Bold = best in column.", ""]
     path.write_text("\n".join(header) + markdown_tables(results) + "\n" + rule_checks(results) + "\n"

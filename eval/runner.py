@@ -136,6 +136,7 @@ def run_eval(config: EvalConfig, settings: Settings) -> Path:
     results = {"run_id": run_id, "config": {"modes": config.modes, "ks": list(config.ks), "url": config.url,
                                             "graph_walk_steps": config.graph_walk_steps,
                                             "embed_model": settings.embed_model,
+                                            "embed_cross_lingual": settings.embed_cross_lingual,
                                             "datasets": [str(p) for p in config.datasets]},
                "datasets": {}}
     datasets = [load_dataset(path) for path in config.datasets]
