@@ -160,3 +160,20 @@ def test_first_space_of_a_joint_embedder_is_its_primary(default_env):
     assert first_space(joint) is joint.primary
     plain = load_embedder(EmbedderSpec.from_settings(Settings(embed_cross_lingual="")))
     assert first_space(plain) is plain and plain is joint.primary  # one e5 model per process
+
+
+def test_served_queries_use_one_thread_over_the_same_weights(default_env):
+    from indexing.embedder import QueryEncoding
+    from indexing.use_space import load_use_space
+
+    space = load_use_space(2)
+    texts = ["大熊猫吃什么", "what does the giant panda eat"]
+    before = space.encode_queries(texts)
+    space.serve_queries(QueryEncoding(threads=1))
+    served = space._query_model
+    assert served is not space.model and served._backend.threads == 1 and space.model._backend.threads == 2
+    assert served._backend.__dict__.keys() == space.model._backend.__dict__.keys()
+    shared = [k for k, v in vars(space.model._backend).items() if isinstance(v, np.ndarray)]
+    assert shared and all(getattr(served._backend, k) is getattr(space.model._backend, k) for k in shared)
+    assert np.allclose(space.encode_queries(texts), before, atol=1e-6)
+    space.serve_queries(QueryEncoding(threads=2))  # back, for the tests after this one
