@@ -23,10 +23,11 @@ _SCORE_MEANING = {
                "deviations this chunk stands above the query's average candidate, averaged over the BM25 leg "
                "(log-compressed) and the dense leg; 0.5 = average candidate, 0.88 = two deviations above. "
                "Score Components shows the per-leg values (raw bm25, bm25_z, dense cosine, dense_z, bm25_weight)."),
-    "hybrid+graph": ("Relevance Score is the fused score in [0, 1]: the logistic of a weighted mean z-score over "
-                     "this query's candidates of BM25 (log-compressed), embedding cosine and knowledge-graph "
-                     "PageRank mass; 0.5 = average candidate, 0.88 = two standard deviations above. Score "
-                     "Components shows each leg (bm25, dense, graph) with its z-score and the weights."),
+    "hybrid+graph": ("Relevance Score says when the chunk was picked: results alternate between the hybrid "
+                     "ranking (BM25 + embeddings) and the knowledge-graph ranking (PageRank mass, which finds "
+                     "chunks the question's entities lead to); 1.0 = either ranking's first choice, 0.333 = a "
+                     "second choice, 0.2 = a third. Score Components shows each leg (bm25, dense, graph) with "
+                     "its z-score, the term coverage and the graph's share of the turns."),
     "graph": ("Relevance Score is the chunk's personalized-PageRank mass in the knowledge graph, divided by the "
               "best chunk's mass for this query, in [0, 1]. Score Components shows the raw mass."),
     "hybrid-maxnorm": ("Relevance Score is the weighted mean of the BM25 score divided by the best BM25 score "
