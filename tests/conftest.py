@@ -30,3 +30,15 @@ def settings(tmp_path):
     from indexing.settings import Settings
 
     return Settings(data_dir=tmp_path / "data")
+
+
+DEFAULT_ENV = ("RAGMEM_EMBED_MODEL", "RAGMEM_EMBED_CROSS_LINGUAL", "RAGMEM_EMBED_BACKEND", "RAGMEM_E5_RUNTIME",
+               "RAGMEM_CPUINFO_PATH", "RAGMEM_DEVICE")
+"""The embedder settings a shell may export; tests of the defaults clear them."""
+
+
+@pytest.fixture
+def default_env(monkeypatch):
+    """The process defaults, whatever the shell running the tests exported."""
+    for name in DEFAULT_ENV:
+        monkeypatch.delenv(name, raising=False)

@@ -18,9 +18,6 @@ from indexing.st_embedder import MINILM
 from indexing.use_space import USE_MODEL
 from service.engine.ranking import rank_candidates
 
-DEFAULT_ENV = ("RAGMEM_EMBED_MODEL", "RAGMEM_EMBED_CROSS_LINGUAL", "RAGMEM_EMBED_BACKEND", "RAGMEM_E5_RUNTIME", "RAGMEM_CPUINFO_PATH",
-               "RAGMEM_DEVICE")
-
 MIXED_DOCS = [
     {"doc_id": "wall", "title": "长城历史", "content": "明长城东起山海关，西至嘉峪关，是古代中国重要的军事防御工程。"},
     {"doc_id": "panda", "title": "大熊猫", "content": "大熊猫生活在四川的山林里，几乎只吃竹子，每天要吃十几公斤。"},
@@ -36,13 +33,6 @@ MIXED_DOCS = [
      "content": "Coral polyps build calcium carbonate skeletons and host symbiotic algae called zooxanthellae."},
     {"doc_id": "tea", "title": "茶文化", "content": "龙井茶产于杭州西湖一带，以色绿、香郁、味甘、形美著称。"},
 ]
-
-
-@pytest.fixture
-def default_env(monkeypatch):
-    """The process defaults, whatever the shell running the tests exported."""
-    for name in DEFAULT_ENV:
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

@@ -39,12 +39,6 @@ DOCS = [
 
 
 @pytest.fixture
-def default_env(monkeypatch):
-    for name in ("RAGMEM_EMBED_MODEL", "RAGMEM_EMBED_CROSS_LINGUAL", "RAGMEM_EMBED_BACKEND"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
 def corpus(tmp_path):
     path = tmp_path / "corpus" / "mixed.json"
     path.parent.mkdir()
