@@ -378,12 +378,12 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
                       "skipped": [asdict(s) for s in corpus.skipped]})
 
     def manifest_of(dense: VectorIndex | None, graph_info: dict | None, embedded: int,
-                    vectors: np.ndarray | None = None):
+                    embedder_info: EmbedderInfo | None = None):
         def make(ready: list[str], pending: list[str], tier_seconds: dict) -> Manifest:
             return Manifest(
                 collection=name, build_id=build.build_id, created_at=utc_timestamp(),
                 corpus=CorpusInfo(path=str(corpus_path.resolve()), fingerprint=fingerprint, files=len(corpus.files)),
-                embedder=EmbedderInfo.of(embedder, vectors), chunking=params,
+                embedder=embedder_info or EmbedderInfo.of(embedder), chunking=params,
                 **manifest_sections(analyzer, lexical, dense, documents, rows, len(corpus.skipped), embedded),
                 graph=graph_info, stage_seconds=dict(stages.seconds), legs=ready, pending=pending,
                 tier_seconds=tier_seconds)
@@ -401,12 +401,13 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
                                       settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
                                       settings.hnsw_ef_search)
             build.dense(dense)
-        manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded, vectors))
+        embedder_info = EmbedderInfo.of(embedder, vectors)  # measures a joint space's spreads once
+        manifest = tiers.ready(LEG_DENSE, legs, manifest_of(dense, None, embedded, embedder_info))
         if settings.graph:
             with stages.stage("graph"):
                 graph_info = _build_graph_memory(build, documents, rows, vectors, embedder, cache, settings,
                                                  _GraphProgress(stages), show_progress)
-            manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded, vectors))
+            manifest = tiers.ready(LEG_GRAPH, legs, manifest_of(dense, graph_info, embedded, embedder_info))
     finally:
         cache.close()
     return manifest
