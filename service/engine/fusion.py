@@ -141,11 +141,17 @@ def _ordered(legs: LegScores, score: np.ndarray, bm25_norm: np.ndarray, dense_no
                  norm_name, graph, None if graph is None else graph_norm[order].astype(np.float32))
 
 
-def zscore(legs: LegScores, bm25_weight: float) -> Fused:
-    """The default: logistic of the weighted mean of per-pool z-scores (BM25 log-compressed)."""
+def _hybrid_z(legs: LegScores, bm25_weight: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(BM25 z, dense z, their weighted mean): the hybrid ranking, shared by ``hybrid`` and the turns
+    of ``hybrid+graph`` so the two rank the hybrid side identically."""
     bm25_z = _standardise(np.log1p(np.maximum(legs.bm25, 0.0)))
     dense_z = _standardise(legs.dense)
-    z = bm25_weight * bm25_z + (1.0 - bm25_weight) * dense_z
+    return bm25_z, dense_z, bm25_weight * bm25_z + (1.0 - bm25_weight) * dense_z
+
+
+def zscore(legs: LegScores, bm25_weight: float) -> Fused:
+    """The default: logistic of the weighted mean of per-pool z-scores (BM25 log-compressed)."""
+    bm25_z, dense_z, z = _hybrid_z(legs, bm25_weight)
     score = 1.0 / (1.0 + np.exp(-z))
     return _ordered(legs, score, bm25_z, dense_z, bm25_weight, "z")
 
@@ -211,10 +217,8 @@ def interleave_with_graph(legs: LegScores, bm25_weight: float, graph_share: floa
     order. ``score`` = the best possible key / this chunk's key: 1.0 for the first choice, 1/3
     for a second choice, 1/5 for a third, ... (at equal shares), so it falls with rank.
     """
-    bm25_z = _standardise(np.log1p(np.maximum(legs.bm25, 0.0)))
-    dense_z = _standardise(legs.dense)
+    bm25_z, dense_z, hybrid = _hybrid_z(legs, bm25_weight)
     graph_z = _graph_z(legs)
-    hybrid = bm25_weight * bm25_z + (1.0 - bm25_weight) * dense_z
     share = min(max(float(graph_share), 0.0), 0.5)  # the hybrid always has at least half the turns
     hybrid_key = (_ranks(hybrid, legs.rows) + 0.5) / (1.0 - share)
     key = hybrid_key
