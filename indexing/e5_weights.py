@@ -54,6 +54,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
@@ -322,7 +323,7 @@ def _unknown_char_pattern(pieces: Sequence[str]) -> str:
     piece contains them, isolating them never changes which pieces can match. (In the bundled
     file every character of every piece is also a one-character piece.)
     """
-    codepoints = sorted({ord(ch) for piece in pieces for ch in piece})
+    codepoints = sorted(map(ord, set("".join(pieces))))  # one C-level pass: this runs at every process start
     ranges: list[list[int]] = []
     for cp in codepoints:
         if ranges and cp == ranges[-1][1] + 1:
@@ -622,6 +623,14 @@ class E5Tokenizer:
     tokenizer: "Tokenizer" = field(repr=False)
     table: dict[int, str] = field(default_factory=dict, repr=False)
     """The normaliser's one-to-one mappings, applied up front (:func:`_one_to_one_table`)."""
+    path: Path | None = field(default=None, repr=False)
+    """The weights file it was built from; pickling sends this and the receiver rebuilds from it
+    (the custom normaliser does not pickle), once per process."""
+
+    def __reduce__(self):
+        if self.path is None:
+            raise TypeError("an E5Tokenizer not loaded from a weights file cannot be pickled")
+        return (E5Tokenizer.load, (self.path,))
 
     def __repr__(self) -> str:  # tokenizers' custom-normaliser Tokenizer raises in its own repr
         return "E5Tokenizer(multilingual-e5-small)"
@@ -631,7 +640,8 @@ class E5Tokenizer:
 
     @classmethod
     def load(cls, model_path: str | Path | None = None) -> "E5Tokenizer":
-        return cls(load_tokenizer(model_path), _one_to_one_table(read_e5_bin(model_path).path))
+        path = read_e5_bin(model_path).path
+        return cls(load_tokenizer(path), _one_to_one_table(path), path)
 
     def _prepared(self, text: str) -> str:
         return _clean(text).translate(self.table)
@@ -669,7 +679,7 @@ def merged_spans(offsets: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     A token opens a new span when it starts at or after the furthest end so far (inside a span
     that furthest end is the span's own). In numpy because it runs over every token of a build.
     """
-    pairs = np.array(offsets, dtype=np.int64).reshape(-1, 2)
+    pairs = np.fromiter(chain.from_iterable(offsets), dtype=np.int64, count=2 * len(offsets)).reshape(-1, 2)
     pairs = pairs[pairs[:, 1] > pairs[:, 0]]
     if not len(pairs):
         return []

@@ -46,6 +46,15 @@ class EmbedderError(RuntimeError):
     """The configured model cannot be loaded offline."""
 
 
+class TokenCounter(Protocol):
+    """A model's tokenizer alone: counts and locates its tokens for chunk budgets. Picklable, so
+    the worker processes of a large build's lexical pass (``indexing.lexical_pass``) chunk with it."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+
 @runtime_checkable
 class TextEmbedder(Protocol):
     """One embedding space: how chunks and queries become L2-normalised float32 rows.
@@ -75,6 +84,11 @@ class TextEmbedder(Protocol):
     @property
     def cache_key(self) -> str:
         """Identity of the vectors for the embedding cache: model and numeric runtime."""
+        ...
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        """The tokenizer behind ``token_spans`` / ``count_tokens``, without the model."""
         ...
 
     def token_spans(self, text: str) -> list[tuple[int, int]]: ...

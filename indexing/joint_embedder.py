@@ -23,7 +23,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import numpy as np
 
 from graphmem.similarity import random_pair_cosines
-from indexing.embedder import QueryEncoding, TextEmbedder
+from indexing.embedder import QueryEncoding, TextEmbedder, TokenCounter
 
 SPREAD_PAIRS = 4096
 """Random chunk pairs whose cosine spread sets each space's weight (seeded, so builds repeat)."""
@@ -101,6 +101,10 @@ class JointEmbedder:
     def cache_key(self) -> str:
         """The build fingerprint's identity of the joint space (the cache keeps each part apart)."""
         return "+".join(part.cache_key for part in self.parts)
+
+    @property
+    def token_counter(self) -> TokenCounter:
+        return self.primary.token_counter
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return self.primary.token_spans(text)

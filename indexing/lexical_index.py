@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from itertools import chain
 from pathlib import Path
 from typing import Sequence
 
 import bm25s
 import numpy as np
+
+from indexing.term_ids import TermIds
 
 log = logging.getLogger("ragmem.indexing.lexical_index")
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every build at DEBUG
@@ -64,25 +65,28 @@ class LexicalIndex:
     """Mean terms per chunk; live updates score new chunks against it (None: older builds)."""
 
     @classmethod
-    def build(cls, corpus_terms: Sequence[list[str]], k1: float, b: float, method: str,
+    def build(cls, corpus_terms: Sequence[list[str]] | TermIds, k1: float, b: float, method: str,
               stats: CorpusStats | None = None) -> "LexicalIndex":
-        """``stats``: the whole collection's (a shard of a sharded build); None: these chunks' own."""
+        """``corpus_terms``: each chunk's terms, as lists or as :class:`TermIds` (the lexical pass's form).
+        ``stats``: the whole collection's (a shard of a sharded build); None: these chunks' own."""
         if stats is not None and method not in VECTORISED_METHODS:
             raise ValueError(f"a sharded build needs a BM25 variant scored with collection-wide statistics "
                              f"({', '.join(VECTORISED_METHODS)}); got {method!r}")
         retriever = bm25s.BM25(k1=k1, b=b, method=method)
         # bm25s cannot index zero documents, so an empty collection (everything deleted, then
         # compacted) indexes one placeholder row that ``n_docs = 0`` keeps out of every result.
-        terms = list(corpus_terms) or [[_PLACEHOLDER_TERM]]
+        n_docs = len(corpus_terms)
         if method in VECTORISED_METHODS:
-            _vectorised_index(retriever, terms, stats)
+            table = corpus_terms if isinstance(corpus_terms, TermIds) else TermIds.of(list(corpus_terms))
+            _vectorised_index(retriever, table if n_docs else TermIds.of([[_PLACEHOLDER_TERM]]), stats)
+            lengths = table.lengths
         else:
-            retriever.index(terms, show_progress=False)
+            terms = corpus_terms.term_lists() if isinstance(corpus_terms, TermIds) else list(corpus_terms)
+            retriever.index(terms or [[_PLACEHOLDER_TERM]], show_progress=False)
+            lengths = np.fromiter(map(len, terms), dtype=np.int64, count=len(terms))
         if stats is not None:
-            return cls(retriever=retriever, n_docs=len(corpus_terms), avg_doc_len=stats.avg_doc_len)
-        lengths = [len(terms) for terms in corpus_terms]
-        return cls(retriever=retriever, n_docs=len(corpus_terms),
-                   avg_doc_len=float(np.mean(lengths)) if lengths else None)
+            return cls(retriever=retriever, n_docs=n_docs, avg_doc_len=stats.avg_doc_len)
+        return cls(retriever=retriever, n_docs=n_docs, avg_doc_len=float(lengths.mean()) if n_docs else None)
 
     def save(self, directory: Path) -> None:
         self.retriever.save(str(directory), show_progress=False)
@@ -178,8 +182,8 @@ def top_rows(scores: np.ndarray, k: int) -> np.ndarray:
     return positive[np.lexsort((positive, -scores[positive]))].astype(np.int64)
 
 
-def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]], stats: CorpusStats | None = None) -> None:
-    """``retriever.index(corpus_terms)`` for the Lucene variant, computed with whole-array numpy.
+def _vectorised_index(retriever: bm25s.BM25, table: TermIds, stats: CorpusStats | None = None) -> None:
+    """``retriever.index(term lists)`` for the Lucene variant, computed with whole-array numpy.
 
     Same matrix as bm25s builds (CSC over the vocabulary, each term's chunk rows ascending, float32
     ``idf * tf / (tf + k1 * (1 - b + b * len / avg_len))``, Lucene idf ``log(1 + (N - df + 0.5) /
@@ -191,13 +195,10 @@ def _vectorised_index(retriever: bm25s.BM25, corpus_terms: list[list[str]], stat
     With ``stats`` (a shard), idf, N and the average length are the collection's, so every
     posting weighs what it weighs in the unsharded index (``tests/test_sharding.py``).
     """
-    lengths = np.fromiter(map(len, corpus_terms), dtype=np.int64, count=len(corpus_terms))
-    # Terms numbered in order of first appearance, as bm25s does; dict.fromkeys and map run in C,
-    # where a per-term setdefault in a generator was most of this function's time.
-    vocab: dict[str, int] = {term: i for i, term in enumerate(dict.fromkeys(chain.from_iterable(corpus_terms)))}
-    ids = np.fromiter(map(vocab.__getitem__, chain.from_iterable(corpus_terms)), dtype=np.int64,
-                      count=int(lengths.sum()))
-    n_docs, n_vocab = len(corpus_terms), len(vocab)
+    lengths = table.lengths
+    vocab: dict[str, int] = {term: i for i, term in enumerate(table.vocab)}  # first appearance, as bm25s numbers
+    ids = table.ids.astype(np.int64)
+    n_docs, n_vocab = len(table), len(vocab)
     docs = np.repeat(np.arange(n_docs, dtype=np.int64), lengths)
     pairs, tf = np.unique(ids * n_docs + docs, return_counts=True)  # sorted: term-major, rows ascending
     del ids, docs

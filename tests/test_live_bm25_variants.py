@@ -57,12 +57,21 @@ def _scores_by_chunk_id(live: LiveCollection, chunk_ids: set[str]) -> dict[str, 
     return dict(zip(ordered, table.T))
 
 
-def _live_then_compacted(tmp_path: Path, method: str, b: float, base: list[dict], added: list[dict]):
-    settings = Settings(data_dir=tmp_path / "data", bm25_method=method, bm25_b=b, graph=False)
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """One data root for the module: every scenario's collection reuses the chunk vectors embedded
+    for the first one (the embedding cache), which BM25 scores do not depend on."""
+    return tmp_path_factory.mktemp("variants") / "data"
+
+
+def _live_then_compacted(data_dir: Path, tmp_path: Path, method: str, b: float, base: list[dict],
+                         added: list[dict]):
+    settings = Settings(data_dir=data_dir, bm25_method=method, bm25_b=b, graph=False)
+    name = f"{tmp_path.name}-{method.replace('+', 'plus')}"
     corpus = tmp_path / "corpus.json"
     corpus.write_text(json.dumps(base, ensure_ascii=False), encoding="utf-8")
-    build_collection(corpus, "variants", settings, show_progress=False)
-    live = open_live(settings.data_dir, "variants", settings)
+    build_collection(corpus, name, settings, show_progress=False)
+    live = open_live(settings.data_dir, name, settings)
     assert live.base.lexical.describe()["method"] == method
     live.write(_documents(added), [])
     snapshot = live.snapshot()
@@ -71,7 +80,7 @@ def _live_then_compacted(tmp_path: Path, method: str, b: float, base: list[dict]
     assert added_ids and all(not c.startswith(("doc-", "pangolin:")) for c in added_ids)
     before = _scores_by_chunk_id(live, added_ids)
     live.compact()
-    after = _scores_by_chunk_id(open_live(settings.data_dir, "variants", settings), added_ids)
+    after = _scores_by_chunk_id(open_live(settings.data_dir, name, settings), added_ids)
     return live, before, after
 
 
@@ -83,20 +92,20 @@ def _assert_equal_scores(before: dict[str, np.ndarray], after: dict[str, np.ndar
 
 
 @pytest.mark.parametrize("method", (*VARIANTS, "lucene"))
-def test_copies_score_live_as_after_compaction(tmp_path, method):
+def test_copies_score_live_as_after_compaction(data_dir, tmp_path, method):
     base = [dict(r, doc_id=f"doc-{i}") for i, r in enumerate(make_documents(6, seed=5))] + [BASE_ONLY]
     copies = [dict(r, doc_id=f"copy-{r['doc_id']}") for r in base]
-    live, before, after = _live_then_compacted(tmp_path, method, 0.75, base, copies)
-    compacted = open_live(live.settings.data_dir, "variants", live.settings).base.lexical
+    live, before, after = _live_then_compacted(data_dir, tmp_path, method, 0.75, base, copies)
+    compacted = open_live(live.settings.data_dir, live.name, live.settings).base.lexical
     assert compacted.avg_doc_len == pytest.approx(live.base.lexical.avg_doc_len, rel=1e-12)
     _assert_equal_scores(before, after)
 
 
 @pytest.mark.parametrize("method", VARIANTS)
-def test_novel_terms_score_live_as_after_compaction(tmp_path, method):
+def test_novel_terms_score_live_as_after_compaction(data_dir, tmp_path, method):
     base = [dict(r, doc_id=f"doc-{i}") for i, r in enumerate(make_documents(6, seed=5))] + [BASE_ONLY]
     added = [dict(r, doc_id=f"new-{i}") for i, r in enumerate(make_documents(3, seed=9))] + [NOVEL]
-    _, before, after = _live_then_compacted(tmp_path, method, 0.0, base, added)
+    _, before, after = _live_then_compacted(data_dir, tmp_path, method, 0.0, base, added)
     _assert_equal_scores(before, after)
 
 

@@ -20,7 +20,7 @@ from mcp import ClientSession, StdioServerParameters, stdio_client
 from eval.generated_corpus import write_json_corpus
 from eval.local_server import PARTIAL_NOTE, running_server
 
-PAUSE_S = "8"
+PAUSE_S = "4"
 """Long enough for a few searches and a write inside each tier, on a loaded CI machine."""
 QUERY = "volcano jazz photosynthesis"
 AGENT_ARGS = {"top_k": 10, "diverse": True, "min_docs": 5, "max_per_doc": 2}
