@@ -140,6 +140,22 @@ def test_mcp_over_http_through_ray_serve(served):
     assert cited and cited == [line for line in expected.splitlines() if line.startswith("Citation:")]
 
 
+def test_a_collection_published_after_start_up_gets_replicas(cluster, served):
+    """Indexed while the Serve app runs: its first query places it on 2 nodes, then answers from there."""
+    from indexing.embedder import QueryEncoding
+
+    corpus = write_json_corpus(cluster["tmp"] / "late.json", n_docs=3, seed=13)
+    settings = Settings(data_dir=cluster["data"])
+    build_collection(corpus, "late", settings, show_progress=False)
+    assert not _shard_replicas("shard--late--")
+    single = open_collection(cluster["data"], "late", query_encoding=QueryEncoding.for_serving(settings))
+    expected = search(single, QUERIES[0], SearchParams(mode="hybrid"))
+    hits = _hits(served, "late", QUERIES[0], "hybrid")
+    assert [c for c, _ in hits] == [h.record.chunk_id for h in expected.hits]
+    placed = _shard_replicas("shard--late--")
+    assert len(placed) == 2 and all(len(shards) == 1 for shards in placed.values()), placed
+
+
 def _shard_replicas(prefix: str = SHARD_REPLICA_PREFIX) -> dict[str, list[str]]:
     """node id -> the shards (``<collection>--<build>--<shard>``) whose alive replica actors are on it."""
     from ray.util.state import list_actors

@@ -79,8 +79,8 @@ def test_unseen_json_path_answers_tier_by_tier(tmp_path: Path) -> None:
 
 
 def test_new_json_path_past_the_build_queue_gets_a_fast_503(tmp_path: Path) -> None:
-    first = write_json_corpus(tmp_path / "corpus" / "a.json", n_docs=12)
-    second = write_json_corpus(tmp_path / "corpus" / "b.json", n_docs=12, seed=1)
+    first = write_json_corpus(tmp_path / "corpus" / "a.json", n_docs=4)
+    second = write_json_corpus(tmp_path / "corpus" / "b.json", n_docs=4, seed=1)
     # The first build holds the only worker for its seconds of building anyway (the second request is
     # sent as soon as the first is answered, BUILD_WAIT_SECONDS=0); a short pause only widens that.
     env = {"RAGMEM_BUILD_WORKERS": "1", "RAGMEM_MAX_QUEUED_BUILDS": "0", "RAGMEM_BUILD_WAIT_SECONDS": "0",

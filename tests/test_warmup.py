@@ -17,7 +17,7 @@ from service.collections.warmup import newest_collections
 def test_server_warms_its_newest_collections(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     for name, seed in (("older", 1), ("newer", 2), ("newest", 3)):
-        build_collection(write_json_corpus(tmp_path / f"{name}.json", n_docs=6, seed=seed), name, settings,
+        build_collection(write_json_corpus(tmp_path / f"{name}.json", n_docs=2, seed=seed), name, settings,
                          show_progress=False)
     assert newest_collections(settings, 2) == ["newest", "newer"]
     assert newest_collections(settings, 0) == []

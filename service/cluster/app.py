@@ -10,8 +10,9 @@ capacity allows; meanwhile its calls go to the other replicas
 (:mod:`service.cluster.shard_client`). The ingress (the FastAPI app, plus MCP at ``/mcp``) is a
 Ray Serve deployment on the head node, beside Serve's controller and its HTTP proxy
 (``proxy_location="HeadOnly"``): a worker node's loss never takes the request's entry point.
-Builds published after start-up (a re-index, a new json_path) and builds whose tiers are still
-pending are read inside the ingress itself until the next ``ragmem serve``.
+A complete build published after start-up (a re-index, a new json_path) gets its replicas the
+first time the ingress opens it (:func:`place_published_build`); a build whose tiers are still
+pending is read inside the ingress itself until its last tier is published.
 
 Requires a data root every node can read at the same path (one host, or shared storage).
 """
@@ -99,21 +100,62 @@ def start_replicas(settings: Settings, replicas: int, alive_nodes: int) -> Place
     """Every placed shard's replica actors, started and open (reused when alive under the same name)."""
     import ray
 
-    actor_class = ray.remote(ShardReplica)
     placed = Placed()
     for name, build_dir, manifest in placed_builds(Path(settings.data_dir)):
-        parts = shard_parts(manifest)
-        for index, faiss_info in parts:
-            key = shard_key(build_dir, index)
-            where = _strategy(key, replicas, alive_nodes, placed)
-            placed.actors[key] = [actor_class.options(
-                name=replica_name(key, r), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
-                max_restarts=-1, max_concurrency=settings.max_inflight_requests, num_cpus=SHARD_REPLICA_CPUS,
-                scheduling_strategy=where(r)).remote(str(build_dir), index, faiss_info) for r in range(replicas)]
-        log.info("collection %s: %d shard(s) x %d replicas", name, len(parts), replicas)
+        parts = place_build(placed, build_dir, manifest, replicas, alive_nodes, settings.max_inflight_requests)
+        log.info("collection %s: %d shard(s) x %d replicas", name, parts, replicas)
     ray.get([actor.ready.remote() for actors in placed.actors.values() for actor in actors],
             timeout=REPLICA_START_TIMEOUT_S)
     return placed
+
+
+def place_build(placed: Placed, build_dir: Path, manifest: Any, replicas: int, alive_nodes: int,
+                max_concurrency: int) -> int:
+    """Start (or find, by name) the replica actors of every shard of one build into ``placed``;
+    returns its shard count. The actors open their shard on start; ``ready`` answers once open."""
+    import ray
+
+    actor_class = ray.remote(ShardReplica)
+    parts = shard_parts(manifest)
+    for index, faiss_info in parts:
+        key = shard_key(build_dir, index)
+        where = _strategy(key, replicas, alive_nodes, placed)
+        placed.actors[key] = [actor_class.options(
+            name=replica_name(key, r), namespace=NAMESPACE, lifetime="detached", get_if_exists=True,
+            max_restarts=-1, max_concurrency=max_concurrency, num_cpus=SHARD_REPLICA_CPUS,
+            scheduling_strategy=where(r)).remote(str(build_dir), index, faiss_info) for r in range(replicas)]
+    return len(parts)
+
+
+def place_published_build(build_dir: Path, manifest: Any, replicas: int, max_concurrency: int) -> dict[str, list[str]]:
+    """From inside the ingress: replicas for a complete build published after start-up (a re-index, a
+    new json_path), placed like the others; returns the replica names of each of its shards."""
+    import ray
+
+    placed = Placed()
+    alive = sum(1 for node in ray.nodes() if node.get("Alive"))
+    place_build(placed, build_dir, manifest, replicas, alive, max_concurrency)
+    ray.get([actor.ready.remote() for actors in placed.actors.values() for actor in actors],
+            timeout=REPLICA_START_TIMEOUT_S)
+    log.info("placed %s: %d shard(s) x %d replicas", build_dir, len(placed.actors), replicas)
+    return {key: [replica_name(key, r) for r in range(len(actors))] for key, actors in placed.actors.items()}
+
+
+def remove_replicas() -> None:
+    """Kill every shard replica actor of the namespace and remove their placement groups: those placed
+    at start-up and those the ingress placed for builds published later."""
+    import ray
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+    for name in ray.util.list_named_actors():
+        if name.startswith("shard--"):
+            try:
+                ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+            except ValueError:  # gone meanwhile
+                pass
+    for group_id, info in placement_group_table().items():
+        if (info.get("name") or "").startswith("pg--") and info.get("state") != "REMOVED":
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id))))
 
 
 def cluster_application(settings: Settings, replicas: dict[str, list[Any]]) -> Any:
@@ -128,7 +170,7 @@ def cluster_application(settings: Settings, replicas: dict[str, list[Any]]) -> A
     settings_dict = settings.model_dump(mode="json", exclude={"ray_address"})
     settings_dict["data_dir"] = str(Path(settings.data_dir).resolve())
     settings_dict["corpus_roots"] = [str(Path(r).resolve()) for r in settings.corpus_roots]
-    return ingress.bind(settings_dict, names)
+    return ingress.bind(settings_dict, names, settings.ray_replicas)
 
 
 def serving_address(settings: Settings) -> tuple[str, int]:
@@ -166,10 +208,4 @@ def run_cluster(settings: Settings) -> None:
     stop.wait()
     log.warning("stopping: deleting the Serve application %s and its shard replicas", APP_NAME)
     serve.delete(APP_NAME)
-    from ray.util.placement_group import remove_placement_group
-
-    for actors in placed.actors.values():
-        for actor in actors:
-            ray.kill(actor, no_restart=True)
-    for group in placed.groups:
-        remove_placement_group(group)
+    remove_replicas()

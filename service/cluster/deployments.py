@@ -11,6 +11,7 @@ single-node ones.
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,10 @@ class Ingress:
     """The HTTP API, with the MCP tools at ``/mcp``; ``shards`` maps :func:`shard_key` to the names
     of the shard's replica actors."""
 
-    def __init__(self, settings: dict, shards: dict[str, list[str]]) -> None:
+    def __init__(self, settings: dict, shards: dict[str, list[str]], replicas_per_shard: int = 1) -> None:
         self.settings_dict = settings
         self.shards = shards
+        self.replicas_per_shard = replicas_per_shard
 
     def __serve_build_asgi_app__(self):
         from indexing.settings import Settings
@@ -57,18 +59,27 @@ class Ingress:
         from service.http.app import create_app
         from service.mcp_server import mount_streamable_http
 
+        from service.cluster.app import place_published_build
+
         replicas = self.shards
+        settings = Settings(**self.settings_dict)
+        placing = threading.Lock()
 
         def opener(build_dir: Path, index: int, manifest):
             key = shard_key(build_dir, index)
-            names = replicas.get(key)
-            if names is None:  # published after the cluster app was deployed: read it here
-                log.warning("no replicas for %s; reading it in the ingress", key)
+            with placing:  # one placement per build, however many requests open it at once
+                if key not in replicas and manifest.complete:  # published after the app was deployed
+                    try:
+                        replicas.update(place_published_build(build_dir, manifest, self.replicas_per_shard,
+                                                              settings.max_inflight_requests))
+                    except Exception as exc:  # noqa: BLE001 - any Ray failure: the ingress still answers
+                        log.warning("could not place %s on the cluster (%s); reading it in the ingress", key, exc)
+                names = replicas.get(key)
+            if names is None:  # tiers still pending, or placement failed: read it here
                 return open_local_shard(build_dir, index, manifest)
             return RayShardClient(key, names)
 
         use_shard_opener(opener)
-        settings = Settings(**self.settings_dict)
         app = create_app(settings)
         mount_streamable_http(app, app.state.registry, settings.host)
         warm_up(settings, app.state.registry)
