@@ -40,7 +40,10 @@ PROCESS_MIN_CHARS = 4_000_000
 characters a second (2,000 agent documents, 6 M characters: 23.5 s on a 2-core AMD EPYC), so this
 is ~16 s of work, against ~3 s for the workers to start and load the tokenizer."""
 PARTS_PER_PROCESS = 4
-"""Parts per worker process: finer parts balance the workers' ends and report progress more often."""
+"""At least this many parts per worker process, so that the workers finish close together."""
+PART_CHARS = 1_000_000
+"""At most about this many characters per part (~4 s of one core): progress is reported, and a
+cancelled build stops, at part boundaries."""
 
 
 @dataclass
@@ -85,7 +88,7 @@ def lexical_pass(documents: Sequence[Document], embedder: TextEmbedder, params: 
 def _in_processes(documents: list[Document], tokens: TokenCounter, params: ChunkingParams, analyzer: Analyzer,
                   workers: int, chars: int, show_progress: bool,
                   on_progress: Callable[[float], None] | None) -> LexicalPass:
-    parts = _split(documents, workers * PARTS_PER_PROCESS)
+    parts = _split(documents, max(workers * PARTS_PER_PROCESS, -(-chars // PART_CHARS)))
     log.info("chunking and analysing %d documents (%.1f M characters) in %d processes", len(documents),
              chars / 1e6, workers)
     config = analyzer.describe()

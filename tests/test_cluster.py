@@ -201,7 +201,7 @@ def test_a_node_lost_while_querying_fails_no_request(cluster, served):
 def test_a_sharded_build_killed_midway_publishes_nothing(cluster):
     data = cluster["data"]
     before = publish.current_build_dir(data, "four")
-    corpus = write_json_corpus(cluster["tmp"] / "changed.json", n_docs=40, seed=11, paragraphs=8)
+    corpus = write_json_corpus(cluster["tmp"] / "changed.json", n_docs=16, seed=11, paragraphs=5)
     env = {**os.environ, "RAGMEM_DATA_DIR": str(data)}
     proc = subprocess.Popen([RAGMEM, "index", str(corpus), "-c", "four", "--shards", "4", "--ray-address",
                              cluster["cluster"].address], env=env, stdout=subprocess.DEVNULL,
