@@ -135,6 +135,9 @@ class Settings(BaseSettings):
                                        "Ray, serving stays in this process.")
     ray_replicas: int = Field(default=1, ge=1, le=64, description="Replica actors per shard under Ray Serve, spread "
                                 "over the nodes.")
+    ray_retire_after_s: float = Field(default=60.0, ge=0.0, description="Under Ray Serve, seconds the shard replicas "
+                                      "of a build that a newer one replaced keep answering (queries already on it "
+                                      "finish) before they are removed.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

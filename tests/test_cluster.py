@@ -65,7 +65,8 @@ def served(cluster):
     port = free_port()
     log_path = cluster["tmp"] / "serve.log"
     log = open(log_path, "w")
-    env = {**os.environ, "RAGMEM_DATA_DIR": str(cluster["data"]), "RAGMEM_WARM_UP": "false"}
+    env = {**os.environ, "RAGMEM_DATA_DIR": str(cluster["data"]), "RAGMEM_WARM_UP": "false",
+           "RAGMEM_RAY_RETIRE_AFTER_S": "1"}
     proc = subprocess.Popen([RAGMEM, "serve", "--ray-address", cluster["cluster"].address, "--replicas", "2",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -154,6 +155,20 @@ def test_a_collection_published_after_start_up_gets_replicas(cluster, served):
     assert [c for c, _ in hits] == [h.record.chunk_id for h in expected.hits]
     placed = _shard_replicas("shard--late--")
     assert len(placed) == 2 and all(len(shards) == 1 for shards in placed.values()), placed
+
+    # Re-indexed: the new build is placed by its first query, the replaced one's replicas retire.
+    first_build = publish.current_build_dir(cluster["data"], "late").name
+    build_collection(write_json_corpus(cluster["tmp"] / "late.json", n_docs=4, seed=14), "late", settings,
+                     show_progress=False)
+    second_build = publish.current_build_dir(cluster["data"], "late").name
+    expected = search(open_collection(cluster["data"], "late", query_encoding=QueryEncoding.for_serving(settings)),
+                      QUERIES[0], SearchParams(mode="hybrid"))
+    assert [c for c, _ in _hits(served, "late", QUERIES[0], "hybrid")] == [h.record.chunk_id for h in expected.hits]
+    deadline = time.monotonic() + 60
+    while {s.split("--")[-2] for shards in _shard_replicas("shard--late--").values() for s in shards} != {second_build}:
+        assert time.monotonic() < deadline, (first_build, _shard_replicas("shard--late--"))
+        time.sleep(0.5)
+    assert sum(map(len, _shard_replicas("shard--late--").values())) == 2
 
 
 def _shard_replicas(prefix: str = SHARD_REPLICA_PREFIX) -> dict[str, list[str]]:

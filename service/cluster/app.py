@@ -141,6 +141,41 @@ def place_published_build(build_dir: Path, manifest: Any, replicas: int, max_con
     return {key: [replica_name(key, r) for r in range(len(actors))] for key, actors in placed.actors.items()}
 
 
+def _collection_and_build(key: str) -> tuple[str, str] | None:
+    """(collection, build id) of a :func:`service.cluster.deployments.shard_key`; build ids and shard
+    indices never contain ``--``, so the split is from the right (collection names may)."""
+    parts = key.rsplit("--", 2)
+    return (parts[0], parts[1]) if len(parts) == 3 else None
+
+
+def retire_replaced(collection: str, build_id: str) -> list[str]:
+    """Remove the replicas and placement groups of ``collection``'s builds older than ``build_id``
+    (build ids sort by creation time, ``publish.new_build_id``: a newer build placed meanwhile
+    keeps its replicas); returns the shard keys retired."""
+    import ray
+    from ray.util.placement_group import PlacementGroup, placement_group_table, remove_placement_group
+
+    def replaced(key: str) -> bool:
+        owner = _collection_and_build(key)
+        return owner is not None and owner[0] == collection and owner[1] < build_id
+
+    retired = set()
+    for name in ray.util.list_named_actors():
+        if name.startswith("shard--") and replaced(key := name[len("shard--"):].rsplit("--r", 1)[0]):
+            try:
+                ray.kill(ray.get_actor(name, namespace=NAMESPACE), no_restart=True)
+            except ValueError:  # gone meanwhile
+                pass
+            retired.add(key)
+    for group_id, info in placement_group_table().items():
+        name = info.get("name") or ""
+        if name.startswith("pg--") and replaced(name[len("pg--"):]) and info.get("state") != "REMOVED":
+            remove_placement_group(PlacementGroup(ray.PlacementGroupID(bytes.fromhex(group_id))))
+    if retired:
+        log.info("retired the replicas of %d shard(s) of %s's replaced builds", len(retired), collection)
+    return sorted(retired)
+
+
 def remove_replicas() -> None:
     """Kill every shard replica actor of the namespace and remove their placement groups: those placed
     at start-up and those the ingress placed for builds published later."""

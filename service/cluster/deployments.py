@@ -59,7 +59,7 @@ class Ingress:
         from service.http.app import create_app
         from service.mcp_server import mount_streamable_http
 
-        from service.cluster.app import place_published_build
+        from service.cluster.app import place_published_build, retire_replaced
 
         replicas = self.shards
         settings = Settings(**self.settings_dict)
@@ -74,10 +74,25 @@ class Ingress:
                                                               settings.max_inflight_requests))
                     except Exception as exc:  # noqa: BLE001 - any Ray failure: the ingress still answers
                         log.warning("could not place %s on the cluster (%s); reading it in the ingress", key, exc)
+                    else:
+                        retire_later(build_dir)
                 names = replicas.get(key)
             if names is None:  # tiers still pending, or placement failed: read it here
                 return open_local_shard(build_dir, index, manifest)
             return RayShardClient(key, names)
+
+        def retire_later(build_dir: Path) -> None:
+            """The builds this one replaced lose their replicas once queries already on them are done."""
+            def retire() -> None:
+                try:
+                    for key in retire_replaced(build_dir.parent.parent.name, build_dir.name):
+                        replicas.pop(key, None)  # a late reopen of a retired build reads it here
+                except Exception as exc:  # noqa: BLE001 - the replicas then stay until shutdown
+                    log.warning("could not retire the replaced builds of %s: %s", build_dir.parent.parent.name, exc)
+
+            timer = threading.Timer(settings.ray_retire_after_s, retire)
+            timer.daemon = True
+            timer.start()
 
         use_shard_opener(opener)
         app = create_app(settings)
