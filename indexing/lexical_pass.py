@@ -149,9 +149,13 @@ def chunk_documents(documents: list[Document], embedder: TokenCounter, params: C
 def _one_part(documents: list[Document], tokens, params: ChunkingParams, analyzer: Analyzer,
               show_progress: bool, on_progress: Callable[[float], None] | None) -> LexicalPass:
     rows, embed_inputs, counts = chunk_documents(documents, tokens, params, show_progress, on_progress)
+    return LexicalPass(rows, embed_inputs, counts, TermIds.of(chunk_terms(documents, rows, analyzer)))
+
+
+def chunk_terms(documents: Sequence[Document], rows: Sequence[ChunkRow], analyzer: Analyzer) -> list[list[str]]:
+    """Each chunk's BM25 terms: its document's title terms, then its own."""
     title_terms = [analyzer.tokenize(doc.title) for doc in documents]
-    terms = TermIds.of([title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows])
-    return LexicalPass(rows, embed_inputs, counts, terms)
+    return [title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows]
 
 
 _ANALYZERS: dict[str, Analyzer] = {}

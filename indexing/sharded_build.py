@@ -88,15 +88,13 @@ class ShardOutput:
 def chunk_shard(job: ShardJob) -> tuple[CorpusStats, ShardChunks]:
     """Pass 1: chunk and analyse one shard's documents, exactly as an unsharded build does."""
     from indexing.builder import chunking_params
-    from indexing.lexical_pass import chunk_documents
+    from indexing.lexical_pass import chunk_documents, chunk_terms
 
     started = time.perf_counter()
     embedder = load_embedder(EmbedderSpec.from_settings(job.settings))
     params = chunking_params(job.settings, embedder)
     rows, embed_inputs, counts = chunk_documents(job.documents, embedder, params, show_progress=False)
-    analyzer = Analyzer()
-    title_terms = [analyzer.tokenize(doc.title) for doc in job.documents]
-    terms = [title_terms[r.doc_row] + analyzer.tokenize(r.text) for r in rows]
+    terms = chunk_terms(job.documents, rows, Analyzer())
     chunks = ShardChunks(rows, embed_inputs, counts, terms, time.perf_counter() - started)
     return CorpusStats.of(terms), chunks
 
