@@ -45,8 +45,6 @@ from indexing.vector_index import VectorIndex
 
 log = logging.getLogger("ragmem.indexing.builder")
 
-"""Chunking reports progress this often, which is also how often a cancelled build notices."""
-
 
 @dataclass
 class BuildSummary:

@@ -35,6 +35,7 @@ log = logging.getLogger("ragmem.indexing.lexical_pass")
 
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] that the model adds around every input
 PROGRESS_EVERY_DOCUMENTS = 500
+"""In-process chunking reports progress this often, which is also how often a cancelled build notices."""
 PROCESS_MIN_CHARS = 4_000_000
 """Below this many characters one process does the pass. One core chunks and analyses about 0.25 M
 characters a second (2,000 agent documents, 6 M characters: 23.5 s on a 2-core AMD EPYC), so this
@@ -146,7 +147,7 @@ def chunk_documents(documents: list[Document], embedder: TokenCounter, params: C
     return rows, embed_inputs, counts
 
 
-def _one_part(documents: list[Document], tokens, params: ChunkingParams, analyzer: Analyzer,
+def _one_part(documents: list[Document], tokens: TokenCounter, params: ChunkingParams, analyzer: Analyzer,
               show_progress: bool, on_progress: Callable[[float], None] | None) -> LexicalPass:
     rows, embed_inputs, counts = chunk_documents(documents, tokens, params, show_progress, on_progress)
     return LexicalPass(rows, embed_inputs, counts, TermIds.of(chunk_terms(documents, rows, analyzer)))
