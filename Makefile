@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-gpu bench-cluster clean
+.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-startup bench-gpu bench-cluster clean
 
 install: $(STAMP)
 
@@ -42,7 +42,7 @@ test: install
 eval: install
 	$(BIN)/ragmem eval $(if $(wildcard $(SHARED)/bench),$(SHARED)/bench/hotpotqa_100.json $(SHARED)/bench/musique_100.json $(SHARED)/bench/cmrc2018_trial.json $(SHARED)/bench/xquad_en2zh.json $(SHARED)/bench/xquad_zh2en.json,--sample) --data-dir "$(DATA_DIR)"
 
-bench: bench-index bench-query bench-graph bench-live bench-attack bench-first-answer
+bench: bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-startup
 
 bench-index: install
 	$(BIN)/python -m eval.bench_index --shared "$(SHARED)" --out docs/BENCHMARKS.md
@@ -58,6 +58,10 @@ bench-live: install
 
 bench-first-answer: install
 	$(BIN)/python -m eval.bench_first_answer --shared "$(SHARED)" --out docs/BENCHMARKS.md
+
+# BASELINE=<git rev> measures that revision beside this checkout, interleaved in the same run.
+bench-startup: install
+	$(BIN)/python -m eval.bench_startup $(if $(BASELINE),--baseline "$(BASELINE)") --out docs/BENCHMARKS.md
 
 # Needs a CUDA GPU (exits 2 without one, report unchanged); not part of `make bench`.
 bench-gpu: install
