@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     ray_retire_after_s: float = Field(default=60.0, ge=0.0, description="Under Ray Serve, seconds the shard replicas "
                                       "of a build that a newer one replaced keep answering (queries already on it "
                                       "finish) before they are removed.")
+    ray_place_every_s: float = Field(default=5.0, ge=0.0, description="Under Ray Serve, how often the ingress looks "
+                                     "for builds published since start-up (a re-index, a new json_path) and places "
+                                     "their replicas before anyone queries them; 0: only when first queried.")
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = Field(default=1, ge=1, description="Server processes. Each holds its own copy of the loaded "

@@ -66,7 +66,7 @@ def served(cluster):
     log_path = cluster["tmp"] / "serve.log"
     log = open(log_path, "w")
     env = {**os.environ, "RAGMEM_DATA_DIR": str(cluster["data"]), "RAGMEM_WARM_UP": "false",
-           "RAGMEM_RAY_RETIRE_AFTER_S": "1"}
+           "RAGMEM_RAY_RETIRE_AFTER_S": "1", "RAGMEM_RAY_PLACE_EVERY_S": "1"}
     proc = subprocess.Popen([RAGMEM, "serve", "--ray-address", cluster["cluster"].address, "--replicas", "2",
                              "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -142,33 +142,41 @@ def test_mcp_over_http_through_ray_serve(served):
 
 
 def test_a_collection_published_after_start_up_gets_replicas(cluster, served):
-    """Indexed while the Serve app runs: its first query places it on 2 nodes, then answers from there."""
+    """Indexed while the Serve app runs: the ingress places it on 2 nodes before any query, then
+    answers from there; re-indexed, it moves to the new build's replicas and the old ones retire,
+    again with no query sent."""
     from indexing.embedder import QueryEncoding
 
-    corpus = write_json_corpus(cluster["tmp"] / "late.json", n_docs=3, seed=13)
     settings = Settings(data_dir=cluster["data"])
-    build_collection(corpus, "late", settings, show_progress=False)
-    assert not _shard_replicas("shard--late--")
+    build_collection(write_json_corpus(cluster["tmp"] / "late.json", n_docs=3, seed=13), "late", settings,
+                     show_progress=False)
+    first_build = publish.current_build_dir(cluster["data"], "late").name
+    placed = _wait_for_builds("late", {first_build})
+    assert len(placed) == 2 and all(len(shards) == 1 for shards in placed.values()), placed
     single = open_collection(cluster["data"], "late", query_encoding=QueryEncoding.for_serving(settings))
     expected = search(single, QUERIES[0], SearchParams(mode="hybrid"))
-    hits = _hits(served, "late", QUERIES[0], "hybrid")
-    assert [c for c, _ in hits] == [h.record.chunk_id for h in expected.hits]
-    placed = _shard_replicas("shard--late--")
-    assert len(placed) == 2 and all(len(shards) == 1 for shards in placed.values()), placed
+    assert [c for c, _ in _hits(served, "late", QUERIES[0], "hybrid")] == [h.record.chunk_id for h in expected.hits]
 
-    # Re-indexed: the new build is placed by its first query, the replaced one's replicas retire.
-    first_build = publish.current_build_dir(cluster["data"], "late").name
     build_collection(write_json_corpus(cluster["tmp"] / "late.json", n_docs=4, seed=14), "late", settings,
                      show_progress=False)
     second_build = publish.current_build_dir(cluster["data"], "late").name
+    placed = _wait_for_builds("late", {second_build})
+    assert sum(map(len, placed.values())) == 2
     expected = search(open_collection(cluster["data"], "late", query_encoding=QueryEncoding.for_serving(settings)),
                       QUERIES[0], SearchParams(mode="hybrid"))
     assert [c for c, _ in _hits(served, "late", QUERIES[0], "hybrid")] == [h.record.chunk_id for h in expected.hits]
-    deadline = time.monotonic() + 60
-    while {s.split("--")[-2] for shards in _shard_replicas("shard--late--").values() for s in shards} != {second_build}:
-        assert time.monotonic() < deadline, (first_build, _shard_replicas("shard--late--"))
+
+
+def _wait_for_builds(collection: str, builds: set[str], timeout: float = 60) -> dict[str, list[str]]:
+    """The replicas of ``collection`` once exactly ``builds`` have replicas (2 of each shard)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        placed = _shard_replicas(f"shard--{collection}--")
+        held = [s.split("--")[-2] for shards in placed.values() for s in shards]
+        if set(held) == builds and len(held) == 2 * len(builds):
+            return placed
+        assert time.monotonic() < deadline, (builds, placed)
         time.sleep(0.5)
-    assert sum(map(len, _shard_replicas("shard--late--").values())) == 2
 
 
 def _shard_replicas(prefix: str = SHARD_REPLICA_PREFIX) -> dict[str, list[str]]:

@@ -10,9 +10,11 @@ capacity allows; meanwhile its calls go to the other replicas
 (:mod:`service.cluster.shard_client`). The ingress (the FastAPI app, plus MCP at ``/mcp``) is a
 Ray Serve deployment on the head node, beside Serve's controller and its HTTP proxy
 (``proxy_location="HeadOnly"``): a worker node's loss never takes the request's entry point.
-A complete build published after start-up (a re-index, a new json_path) gets its replicas the
-first time the ingress opens it (:func:`place_published_build`); a build whose tiers are still
-pending is read inside the ingress itself until its last tier is published.
+A complete build published after start-up (a re-index, a new json_path) gets its replicas when the
+ingress next looks at the data root (every ``RAGMEM_RAY_PLACE_EVERY_S``) or when it is first
+queried, whichever comes first (:func:`place_published_build`); the builds it replaced retire
+``RAGMEM_RAY_RETIRE_AFTER_S`` later. A build whose tiers are still pending is read inside the
+ingress itself until its last tier is published.
 
 Requires a data root every node can read at the same path (one host, or shared storage).
 """

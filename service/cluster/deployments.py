@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -59,27 +60,49 @@ class Ingress:
         from service.http.app import create_app
         from service.mcp_server import mount_streamable_http
 
-        from service.cluster.app import place_published_build, retire_replaced
+        from service.cluster.app import place_published_build, placed_builds, retire_replaced, shard_parts
 
         replicas = self.shards
         settings = Settings(**self.settings_dict)
         placing = threading.Lock()
+        unplaced: set[str] = set()  # placements that failed and were reported; retried at each look
+
+        def place_if_new(build_dir: Path, index: int, manifest) -> None:
+            """Replicas for a complete build published after the app was deployed; one placement
+            per build, however many requests (and the watcher) reach it at once."""
+            key = shard_key(build_dir, index)
+            with placing:
+                if key in replicas or not manifest.complete:
+                    return
+                try:
+                    replicas.update(place_published_build(build_dir, manifest, self.replicas_per_shard,
+                                                          settings.max_inflight_requests))
+                except Exception as exc:  # noqa: BLE001 - any Ray failure: the ingress still answers
+                    if key not in unplaced:
+                        log.warning("could not place %s on the cluster (%s); reading it in the ingress", key, exc)
+                    unplaced.add(key)
+                else:
+                    unplaced.discard(key)
+                    retire_later(build_dir)
 
         def opener(build_dir: Path, index: int, manifest):
+            place_if_new(build_dir, index, manifest)  # queried before the watcher's next look
             key = shard_key(build_dir, index)
-            with placing:  # one placement per build, however many requests open it at once
-                if key not in replicas and manifest.complete:  # published after the app was deployed
-                    try:
-                        replicas.update(place_published_build(build_dir, manifest, self.replicas_per_shard,
-                                                              settings.max_inflight_requests))
-                    except Exception as exc:  # noqa: BLE001 - any Ray failure: the ingress still answers
-                        log.warning("could not place %s on the cluster (%s); reading it in the ingress", key, exc)
-                    else:
-                        retire_later(build_dir)
-                names = replicas.get(key)
+            names = replicas.get(key)
             if names is None:  # tiers still pending, or placement failed: read it here
                 return open_local_shard(build_dir, index, manifest)
             return RayShardClient(key, names)
+
+        def watch_published() -> None:
+            """Place what was published since the last look, so a re-index moves to its new replicas
+            (and the old ones retire) without waiting for a query, and its first query pays no placement."""
+            while True:
+                time.sleep(settings.ray_place_every_s)
+                try:
+                    for _, build_dir, manifest in placed_builds(Path(settings.data_dir)):
+                        place_if_new(build_dir, shard_parts(manifest)[0][0], manifest)
+                except Exception as exc:  # noqa: BLE001 - a data root mid-rename; the next look retries
+                    log.warning("looking for newly published builds failed: %s", exc)
 
         def retire_later(build_dir: Path) -> None:
             """The builds this one replaced lose their replicas once queries already on them are done."""
@@ -95,6 +118,8 @@ class Ingress:
             timer.start()
 
         use_shard_opener(opener)
+        if settings.ray_place_every_s > 0:
+            threading.Thread(target=watch_published, name="ragmem-place-published", daemon=True).start()
         app = create_app(settings)
         mount_streamable_http(app, app.state.registry, settings.host)
         warm_up(settings, app.state.registry)
