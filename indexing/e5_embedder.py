@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -102,6 +103,9 @@ class E5Embedder:
 
     def encode_query(self, text: str) -> np.ndarray:
         return self._query_batcher.encode(text)
+
+    def submit_query(self, text: str) -> Future:
+        return self._query_batcher.submit(text)
 
     def _encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         if self._query_encoder is None:

@@ -17,6 +17,7 @@ any length.
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Protocol, Sequence, runtime_checkable
 
@@ -44,6 +45,10 @@ class EmbeddingSpace(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int = 64, show_progress: bool = False) -> np.ndarray: ...
 
     def encode_query(self, text: str) -> np.ndarray: ...
+
+    def submit_query(self, text: str) -> Future:
+        """``encode_query``'s result as a future, returned at once (``QueryBatcher.submit``)."""
+        ...
 
 
 @dataclass
@@ -142,9 +147,12 @@ class JointEmbedder:
         if len(weights) != len(self.parts):
             raise ValueError(f"{len(weights)} weights for {len(self.parts)} embedding spaces")
         scale = math.sqrt(len(self.parts))
-        pieces = [np.zeros((1, part.dimension), np.float32) if weight == 0.0
-                  else part.encode_query(text) * np.float32(weight * scale)
-                  for part, weight in zip(self.parts, weights)]
+        # Every model is asked before any answer is awaited: each encodes on its own thread with
+        # the GIL released (onnxruntime, numpy BLAS), so a query costs the slowest model, not the sum.
+        pending = [None if weight == 0.0 else part.submit_query(text) for part, weight in zip(self.parts, weights)]
+        pieces = [np.zeros((1, part.dimension), np.float32) if future is None
+                  else future.result() * np.float32(weight * scale)
+                  for part, weight, future in zip(self.parts, weights, pending)]
         return np.hstack(pieces).astype(np.float32)
 
     def serve_queries(self, encoding: QueryEncoding) -> None:

@@ -35,10 +35,15 @@ class QueryBatcher:
 
     def encode(self, text: str) -> np.ndarray:
         """The (1, dim) embedding of ``text``; blocks until its batch has been encoded."""
+        return self.submit(text).result()
+
+    def submit(self, text: str) -> Future:
+        """The future (1, dim) embedding of ``text``, at once: a caller with several models to ask
+        (a joint space) queues on all of them before waiting on any, so they run side by side."""
         self._ensure_thread()
         future: Future = Future()
         self._queue.put((text, future))
-        return future.result()
+        return future
 
     @property
     def mean_batch(self) -> float:

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,6 +122,9 @@ class SentenceTransformerEmbedder:
     def encode_query(self, text: str) -> np.ndarray:
         """The (1, dim) embedding of one query; concurrent callers share micro-batches."""
         return self._query_batcher.encode(text)
+
+    def submit_query(self, text: str) -> Future:
+        return self._query_batcher.submit(text)
 
     @property
     def dimension(self) -> int:

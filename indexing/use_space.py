@@ -18,6 +18,7 @@ import os
 import pickle
 import tempfile
 import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -80,6 +81,9 @@ class UseSpace:
     def encode_query(self, text: str) -> np.ndarray:
         """(1, 512); concurrent callers share micro-batches."""
         return self._query_batcher.encode(text)
+
+    def submit_query(self, text: str) -> Future:
+        return self._query_batcher.submit(text)
 
 
 def _sharing_weights(model: object, threads: int) -> object:

@@ -195,3 +195,47 @@ def test_the_parsed_use_tokenizer_is_cached_and_tokenizes_like_a_fresh_parse(tmp
     assert "unreadable" in caplog.text
     assert repaired.encode(texts) == fresh.encode(texts)
     assert cached.stat().st_size > 1_000_000 and not list((tmp_path / "use").glob("*.tmp"))
+
+
+class _SlowSpace:
+    """A space whose model takes ``seconds`` per query on its own encoder thread (QueryBatcher),
+    as onnxruntime and numpy do with the GIL released."""
+
+    def __init__(self, dimension: int, seconds: float, seed: int) -> None:
+        from indexing.query_batching import QueryBatcher
+
+        self.name, self.dimension, self.cache_key = f"slow-{seed}", dimension, f"slow-{seed}"
+        self.seconds, self.rng_seed = seconds, seed
+        self._batcher = QueryBatcher(self._encode)
+
+    def _encode(self, texts):
+        import time
+
+        time.sleep(self.seconds)
+        rows = np.random.default_rng([self.rng_seed, len(texts[0])]).normal(size=(len(texts), self.dimension))
+        return (rows / np.linalg.norm(rows, axis=1, keepdims=True)).astype(np.float32)
+
+    def encode(self, texts, batch_size=64, show_progress=False):
+        return np.vstack([self._encode([t]) for t in texts])
+
+    def encode_query(self, text):
+        return self._batcher.encode(text)
+
+    def submit_query(self, text):
+        return self._batcher.submit(text)
+
+
+def test_a_joint_query_asks_every_space_before_waiting_on_any():
+    """Two spaces of 0.3 s each: the mixed query takes about one of them, not both, and is the
+    weighted join of what each space gives alone."""
+    import time
+
+    first, second = _SlowSpace(4, 0.3, 1), _SlowSpace(6, 0.3, 2)
+    joint = JointEmbedder(first, (second,))
+    started = time.perf_counter()
+    mixed = joint.encode_query_mixed("a query", (0.25, 0.75))
+    elapsed = time.perf_counter() - started
+    scale = np.float32(math.sqrt(2))
+    expected = np.hstack([first.encode_query("a query") * 0.25 * scale, second.encode_query("a query") * 0.75 * scale])
+    assert np.allclose(mixed, expected, atol=1e-6) and mixed.shape == (1, 10)
+    assert elapsed < 0.5, elapsed
