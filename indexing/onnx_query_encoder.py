@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+from indexing.staged_file import staged_file
 
 if TYPE_CHECKING:
     from indexing.st_embedder import SentenceTransformerEmbedder as Embedder
@@ -134,17 +133,11 @@ def _exported(embedder: "Embedder", transformer, cache_dir: Path) -> Path:
             return self.inner(**dict(zip(names, inputs))).last_hidden_state
 
     dynamic = {name: {0: "batch", 1: "tokens"} for name in names + ["last_hidden_state"]}
-    handle, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.tmp")
-    os.close(handle)
-    try:
-        with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
-            torch.onnx.export(LastHidden().eval(), tuple(sample[n] for n in names), tmp, input_names=names,
-                              output_names=["last_hidden_state"], dynamic_axes=dynamic, opset_version=17,
-                              dynamo=False)
-        os.replace(tmp, path)  # concurrent exporters each publish a complete file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with staged_file(path, ".onnx.tmp") as tmp, torch.inference_mode(False), torch.no_grad(), \
+            warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about shape-dependent Python branches
+        torch.onnx.export(LastHidden().eval(), tuple(sample[n] for n in names), tmp, input_names=names,
+                          output_names=["last_hidden_state"], dynamic_axes=dynamic, opset_version=17,
+                          dynamo=False)
     log.info("exported %s to ONNX for query encoding: %s", embedder.name, path)
     return path

@@ -16,7 +16,6 @@ import hashlib
 import logging
 import os
 import pickle
-import tempfile
 import threading
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 
 from indexing.embedder import EmbedderError, QueryEncoding
 from indexing.query_batching import QueryBatcher
+from indexing.staged_file import staged_file
 
 log = logging.getLogger("ragmem.indexing.use_space")
 
@@ -140,19 +140,9 @@ def _parsed_tokenizer(cache_dir: Path, version: str) -> object:
             log.warning("re-parsing the USE tokenizer: %s is unreadable (%s)", path, exc)
     tokenizer = UseTokenizer(str(model_path))
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, pickle.dumps(tokenizer, protocol=pickle.HIGHEST_PROTOCOL))
+        with staged_file(path) as tmp:
+            Path(tmp).write_bytes(pickle.dumps(tokenizer, protocol=pickle.HIGHEST_PROTOCOL))
     except OSError as exc:  # a read-only or full cache dir costs start-up time, nothing else
         log.warning("USE tokenizer not cached in %s: %s", path.parent, exc)
     return tokenizer
 
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    handle, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(payload)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
