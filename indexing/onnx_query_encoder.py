@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
 from indexing.staged_file import staged_file
 
 if TYPE_CHECKING:
