@@ -13,7 +13,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-startup bench-gpu bench-cluster clean
+.PHONY: install index serve test eval bench bench-index bench-query bench-graph bench-live bench-attack bench-first-answer bench-startup bench-revisions bench-gpu bench-cluster clean
 
 install: $(STAMP)
 
@@ -62,6 +62,10 @@ bench-first-answer: install
 # BASELINE=<git rev> measures that revision beside this checkout, interleaved in the same run.
 bench-startup: install
 	$(BIN)/python -m eval.bench_startup $(if $(BASELINE),--baseline "$(BASELINE)") --out docs/BENCHMARKS.md
+
+# Query p50 of this checkout against BASELINE=<git rev> (required), served in turn in one run; not part of `make bench`.
+bench-revisions: install
+	$(BIN)/python -m eval.bench_revisions --baseline "$(BASELINE)" --out docs/BENCHMARKS.md
 
 # Needs a CUDA GPU (exits 2 without one, report unchanged); not part of `make bench`.
 bench-gpu: install

@@ -8,16 +8,13 @@ Every server, CLI command, Ray worker and test subprocess pays this, so it is me
 * ``serve: first answer``: spawn to the first 200 from ``/rag_search`` in the default mode.
 
 ``--baseline REV`` runs the same steps, interleaved in the same run, on a git worktree of REV
-(imported through ``PYTHONPATH`` ahead of the installed checkout), so the two rows share the
-machine's state. Each step is the median of ``--repeats`` runs.
+(``eval.revisions``), so the two rows share the machine's state. Each step is the median of ``--repeats`` runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,22 +25,19 @@ from pathlib import Path
 import httpx
 
 from eval.generated_corpus import write_json_corpus
-from eval.local_server import ROOT, free_port, stop_process, wait_until_serving
+from eval.local_server import free_port, stop_process, wait_until_serving
 from eval.report_sections import emit_section, start_bench
+from eval.revisions import checkout_env, checkouts
 
 log = logging.getLogger("ragmem.bench.startup")
 SECTION = "bench-startup"
 STEPS = ("index", "serve: healthy", "serve: first answer")
 
 
-def _env(checkout: Path) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(checkout), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-
-
 def _index(checkout: Path, corpus: Path, data: Path) -> float:
     started = time.monotonic()
     subprocess.run([sys.executable, "-m", "service.cli", "index", str(corpus), "-c", "s", "--data-dir", str(data)],
-                   cwd=checkout, env=_env(checkout), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   cwd=checkout, env=checkout_env(checkout), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.monotonic() - started
 
 
@@ -53,7 +47,7 @@ def _serve(checkout: Path, data: Path, log_path: Path) -> tuple[float, float]:
     started = time.monotonic()
     with open(log_path, "w") as out:
         proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--data-dir", str(data),
-                                 "--port", str(port)], cwd=checkout, env=_env(checkout), stdout=out,
+                                 "--port", str(port)], cwd=checkout, env=checkout_env(checkout), stdout=out,
                                 stderr=subprocess.STDOUT)
         try:
             wait_until_serving(f"{url}/healthz", proc, log_path, 120)
@@ -97,21 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/BENCHMARKS.md"))
     args = parser.parse_args(argv)
     command = start_bench("eval.bench_startup", argv)
-    with tempfile.TemporaryDirectory(prefix="ragmem-startup-") as name:
-        tmp = Path(name)
-        checkouts = {"this checkout": ROOT}
-        if args.baseline:
-            worktree = tmp / "baseline"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(worktree), args.baseline],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            checkouts = {f"baseline {args.baseline}": worktree, **checkouts}
-        try:
-            times = measure(checkouts, args.repeats, tmp)
-        finally:
-            if args.baseline:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(tmp / "baseline")],
-                               check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                shutil.rmtree(tmp / "baseline", ignore_errors=True)
+    with tempfile.TemporaryDirectory(prefix="ragmem-startup-") as name, checkouts(args.baseline, Path(name)) as dirs:
+        times = measure(dirs, args.repeats, Path(name))
     return emit_section(args.out, SECTION, report(times, command, args.repeats))
 
 
