@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import logging
-import platform
 import random
 import shutil
 import sys
@@ -38,8 +37,7 @@ from eval.report_sections import emit_section, start_bench
 from graphmem.memory import (LARGE_WALK_STEPS, MIN_SYNONYM_CHUNKS, TRIPLE_VECTORS_TEXT, ChunkText, GraphLimits,
                              GraphMemory, build_graph, load_graph, save_graph)
 from graphmem.retrieve import GraphQueryParams, graph_search, graph_seeds, walk_from_seeds
-from indexing.embedder import QueryEncoding, load_embedder
-from indexing.embedding_cache import EmbeddingCache, cache_path_for, embed_texts
+from indexing.embedder import QueryEncoding
 from indexing.lexical_index import top_rows
 from indexing.settings import Settings
 

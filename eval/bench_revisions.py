@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from eval.bench_query import ENGLISH_QUERIES, make_queries, run_load
-from eval.local_server import free_port, stop_process, wait_until_serving
 from eval.report_sections import emit_section, start_bench
-from eval.revisions import checkout_env, checkouts
+from eval.revisions import checkouts, serving
 from indexing.builder import build_collection
 from indexing.collection import open_collection
 from indexing.settings import Settings
@@ -36,25 +34,16 @@ QUERY_SETS = ("all queries", "English questions")
 def serve_and_measure(checkout: Path, data: Path, log_path: Path, modes: list[str], queries: dict[str, list[str]],
                       requests: int) -> dict[tuple[str, str], float]:
     """(mode, query set) -> p50 ms at concurrency 1, from one ``ragmem serve`` of ``checkout``."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--data-dir", str(data),
-                                 "--port", str(port)], cwd=checkout, env=checkout_env(checkout), stdout=out,
-                                stderr=subprocess.STDOUT)
-        try:
-            wait_until_serving(f"{url}/healthz", proc, log_path, 180)
-            p50: dict[tuple[str, str], float] = {}
-            for mode in modes:
-                for name, texts in queries.items():
-                    run_load(url, COLLECTION, mode, texts, 1, 2 * len(texts), 60)  # warm-up
-                    load = run_load(url, COLLECTION, mode, texts, 1, requests, 120)
-                    if load.errors:
-                        raise RuntimeError(f"{load.errors} failed requests ({checkout}, {mode}); see {log_path}")
-                    p50[(mode, name)] = load.pct(50)
-            return p50
-        finally:
-            stop_process(proc)
+    p50: dict[tuple[str, str], float] = {}
+    with serving(checkout, data, log_path) as url:
+        for mode in modes:
+            for name, texts in queries.items():
+                run_load(url, COLLECTION, mode, texts, 1, 2 * len(texts), 60)  # warm-up
+                load = run_load(url, COLLECTION, mode, texts, 1, requests, 120)
+                if load.errors:
+                    raise RuntimeError(f"{load.errors} failed requests ({checkout}, {mode}); see {log_path}")
+                p50[(mode, name)] = load.pct(50)
+    return p50
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,9 +25,8 @@ from pathlib import Path
 import httpx
 
 from eval.generated_corpus import write_json_corpus
-from eval.local_server import free_port, stop_process, wait_until_serving
 from eval.report_sections import emit_section, start_bench
-from eval.revisions import checkout_env, checkouts
+from eval.revisions import checkout_env, checkouts, serving
 
 log = logging.getLogger("ragmem.bench.startup")
 SECTION = "bench-startup"
@@ -42,21 +41,12 @@ def _index(checkout: Path, corpus: Path, data: Path) -> float:
 
 
 def _serve(checkout: Path, data: Path, log_path: Path) -> tuple[float, float]:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    with open(log_path, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--data-dir", str(data),
-                                 "--port", str(port)], cwd=checkout, env=checkout_env(checkout), stdout=out,
-                                stderr=subprocess.STDOUT)
-        try:
-            wait_until_serving(f"{url}/healthz", proc, log_path, 120)
-            healthy = time.monotonic() - started
-            response = httpx.post(f"{url}/rag_search", json={"query": "量子计算 chip", "collection": "s"}, timeout=120)
-            response.raise_for_status()
-            return healthy, time.monotonic() - started
-        finally:
-            stop_process(proc)
+    with serving(checkout, data, log_path, 120) as url:
+        healthy = time.monotonic() - started
+        response = httpx.post(f"{url}/rag_search", json={"query": "量子计算 chip", "collection": "s"}, timeout=120)
+        response.raise_for_status()
+        return healthy, time.monotonic() - started
 
 
 def measure(checkouts: dict[str, Path], repeats: int, tmp: Path) -> dict[str, dict[str, list[float]]]:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from eval.local_server import ROOT
+from eval.local_server import ROOT, free_port, stop_process, wait_until_serving
 
 THIS_CHECKOUT = "this checkout"
 
@@ -41,3 +42,20 @@ def checkouts(baseline: str, tmp: Path) -> Iterator[dict[str, Path]]:
         subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)],
                        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         shutil.rmtree(worktree, ignore_errors=True)
+
+
+@contextmanager
+def serving(checkout: Path, data: Path, log_path: Path, timeout: float = 180) -> Iterator[str]:
+    """``ragmem serve`` of ``data`` running ``checkout``'s code on a free loopback port, until the
+    block ends; yields its URL once ``/healthz`` answers."""
+    port = free_port()
+    with open(log_path, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--data-dir", str(data),
+                                 "--port", str(port)], cwd=checkout, env=checkout_env(checkout), stdout=out,
+                                stderr=subprocess.STDOUT)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_until_serving(f"{url}/healthz", proc, log_path, timeout)
+            yield url
+        finally:
+            stop_process(proc)

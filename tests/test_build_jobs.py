@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from indexing import publish
 from indexing.build_format import LIVE_DIR
 from indexing.builder import build_collection
 from indexing.documents import CorpusError

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import anyio
 import httpx
-import pytest
 from mcp import ClientSession, StdioServerParameters, stdio_client
 
 from eval.generated_corpus import write_json_corpus
