@@ -32,7 +32,7 @@ def built(tmp_path_factory):
     from indexing.settings import Settings
 
     tmp = tmp_path_factory.mktemp("sharding")
-    corpus = write_json_corpus(tmp / "c.json", n_docs=28, seed=4, paragraphs=6)
+    corpus = write_json_corpus(tmp / "c.json", n_docs=16, seed=4, paragraphs=4)
     data = tmp / "data"
     build_collection(corpus, "one", Settings(data_dir=data), show_progress=False)
     original = shard_tasks.shard_tasks
