@@ -462,7 +462,9 @@ class TorchBackend:
 
         if precision not in ("fp32", "bf16"):
             raise ValueError(f"unknown precision {precision!r} (fp32, bf16)")
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        from indexing.embedder import cuda_available
+
+        self.device = device or ("cuda" if cuda_available() else "cpu")
         if self.device == "cpu" and threads:
             torch.set_num_threads(threads)  # process-wide: torch has no per-module thread count
         if precision == "bf16" and self.device == "cpu" and not cpu_has_bf16():
